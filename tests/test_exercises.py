@@ -1,0 +1,107 @@
+import pytest
+
+from llmcourse.exercises import (
+    Feedback,
+    Incorrect,
+    check,
+    check_function,
+    expect_choice,
+    expect_number,
+    expect_sequence,
+    hint,
+    list_exercises,
+)
+
+
+def test_not_attempted_is_not_correct_and_never_raises(capsys):
+    fb = check("00.1", None)
+    assert isinstance(fb, Feedback)
+    assert fb.status == "not attempted" and not fb
+    assert "not attempted" in capsys.readouterr().out
+
+
+def test_correct_answer_is_truthy():
+    assert check("00.1", 350, quiet=True)
+    assert check("00.2", 6 * 70e9 * 1.4e12, quiet=True)
+    assert check("00.3", ["ai", "ML", "DL", "LLM"], quiet=True)
+    assert check("00.4", "Instruction Tuning", quiet=True)
+
+
+@pytest.mark.parametrize(
+    "answer, expected_words",
+    [
+        (700, "4 bytes per parameter"),
+        (350e9, "divide by 10^9"),
+        (3500, "factor of 10^1 too large"),
+        (100, "too low"),
+        ("350 GB", "should be a number"),
+        (True, "should be a number"),
+    ],
+)
+def test_wrong_answers_explain_the_likely_mistake(answer, expected_words):
+    fb = check("00.1", answer, quiet=True)
+    assert fb.status == "incorrect" and not fb
+    assert expected_words in fb.message
+
+
+def test_wrong_choice_is_explained_per_option():
+    fb = check("00.4", "pretraining", quiet=True)
+    assert not fb and "next-token prediction" in fb.message
+    fb = check("00.4", "fine dining", quiet=True)
+    assert not fb and "not one of the options" in fb.message
+
+
+def test_sequence_feedback_points_at_the_problem():
+    with pytest.raises(Incorrect, match="wrong order: position 1"):
+        expect_sequence(["AI", "DL", "ML", "LLM"], ["AI", "ML", "DL", "LLM"])
+    with pytest.raises(Incorrect, match="missing"):
+        expect_sequence(["AI", "ML"], ["AI", "ML", "DL"])
+    with pytest.raises(Incorrect, match="should be a list"):
+        expect_sequence("AI ML", ["AI", "ML"])
+
+
+def test_expect_number_tolerance_and_sign():
+    expect_number(1.004, 1.0, rel_tol=0.01)
+    with pytest.raises(Incorrect, match="too high"):
+        expect_number(1.02, 1.0, rel_tol=0.01)
+    with pytest.raises(Incorrect, match="wrong sign"):
+        expect_number(-1.0, 1.0)
+    with pytest.raises(Incorrect, match="NaN"):
+        expect_number(float("nan"), 1.0)
+
+
+def test_expect_choice_rejects_non_strings():
+    with pytest.raises(Incorrect, match="as a string"):
+        expect_choice(3, "a", ["a", "b"])
+
+
+def test_check_function_reports_failing_case_and_exceptions():
+    cases = [((2, 3), 5), ((0, 0), 0)]
+    check_function(lambda a, b: a + b, cases, name="add")
+    with pytest.raises(Incorrect, match=r"add\(2, 3\) returned 6, expected 5"):
+        check_function(lambda a, b: a * b, cases, name="add")
+    with pytest.raises(Incorrect, match="raised ZeroDivisionError"):
+        check_function(lambda a, b: a / 0, cases, name="add")
+    with pytest.raises(Incorrect, match="Pass the function itself"):
+        check_function(42, cases)
+
+
+def test_hints_advance_and_then_repeat(capsys):
+    ex = list_exercises("00")[0]
+    ex._hints_shown = 0
+    first, second, third = hint("00.1"), hint("00.1"), hint("00.1")
+    assert first.startswith("Hint 1/2") and second.startswith("Hint 2/2") and third == second
+
+
+def test_unknown_exercise_is_a_clear_error():
+    with pytest.raises(ValueError, match="does not exist"):
+        check("00.99", 1)
+    with pytest.raises(ValueError, match="id like '00.1'"):
+        check("welcome", 1)
+
+
+def test_every_exercise_has_a_title_and_checker():
+    exercises = list_exercises("00")
+    assert [e.id for e in exercises] == ["00.1", "00.2", "00.3", "00.4"]
+    for e in exercises:
+        assert e.title and callable(e.checker)
