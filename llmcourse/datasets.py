@@ -113,7 +113,8 @@ def read_checksums() -> dict[str, str]:
     return sums
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -154,7 +155,7 @@ def verify_file(relpath: str) -> Path:
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected)
     if key in _verified:
         return path
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise DataFileError(
             f"{path}: checksum mismatch for data file {relpath!r}: expected sha256 "

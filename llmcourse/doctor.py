@@ -6,7 +6,6 @@ if anything failed, so scripts and CI can rely on it. Notebook 00 runs it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import sys
@@ -117,7 +116,7 @@ def check_data() -> list[Check]:
         if not path.is_file():
             checks.append(Check(f"data {rel}", False, f"missing: {path}", rebuild))
             continue
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = datasets.sha256_file(path)
         if digest == expected:
             checks.append(Check(f"data {rel}", True, f"sha256 {digest[:12]}… matches"))
         else:

@@ -58,6 +58,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmcourse.datasets import sha256_file
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "data"
 
@@ -423,14 +425,6 @@ def parse_play(slug: str, genre: str, md: str) -> ParsedPlay:
 # --------------------------------------------------------------------------------------
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download_wheel(dest: Path, timeout: float | None = None) -> Path:
