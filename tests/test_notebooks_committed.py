@@ -43,8 +43,10 @@ def test_follows_the_template(path):
     assert "llmcourse.widgets" in text or "from llmcourse.widgets" in text, "needs an interactive widget"
     assert "check(" in text, "exercises need checkers"
     assert re.search(r"[\u4e00-\u9fff]", text), "the key terms need their Chinese names"
-    solution = path.parent / "solutions" / path.name.replace(".ipynb", "_solutions.ipynb")
-    assert solution.exists(), f"missing worked solutions: {solution.relative_to(ROOT)}"
+    solutions = path.parent / "solutions"
+    if solutions.is_dir():  # `make handout` leaves the solutions out on purpose
+        solution = solutions / path.name.replace(".ipynb", "_solutions.ipynb")
+        assert solution.exists(), f"missing worked solutions: {solution.relative_to(ROOT)}"
 
 
 def test_readme_course_map_links_every_notebook():
