@@ -1,0 +1,896 @@
+"""Neural language models: a Bengio-style MLP, and RNN / GRU / LSTM language models.
+
+An n-gram model (:mod:`llmcourse.ngram`) looks a context up in a table of counts, so it knows nothing
+about a context it never saw and nothing about how similar two contexts are. A neural language model
+replaces the table with a function: every token gets a learned vector (an *embedding*), and a network
+maps the vectors of the context to a distribution over the next token. Similar contexts then get similar
+predictions, and the number of parameters no longer grows with the number of distinct contexts.
+
+- :class:`MLPLanguageModel` (Bengio et al. 2003) still has a fixed window: it concatenates the
+  embeddings of the last ``context`` tokens and feeds them through one tanh hidden layer.
+- A recurrent network reads one token at a time and carries a hidden state ``h_t``, a summary of
+  *everything* it has read so far: ``h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``. The window is
+  gone. :class:`RNNCell` and :class:`ScratchRNN` write that loop out in Python and match
+  ``torch.nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` exactly; :class:`RecurrentLanguageModel` uses torch's fused
+  modules, which compute the same thing much faster.
+- Training a recurrent network back-propagates through time (BPTT): the gradient reaching ``h_t`` from
+  the loss at step ``T`` is multiplied by one Jacobian per step in between, so it shrinks or grows
+  geometrically (vanishing / exploding gradients; :func:`hidden_state_gradient_norms`,
+  :func:`set_spectral_radius`). Clipping bounds the exploding case; the LSTM's and GRU's gated,
+  additive state updates are the fix for the vanishing one.
+
+Every model here has the same interface, so one loop trains them all and one function scores them::
+
+    logits, state = model(ids, state)   # ids: (batch, time) -> logits: (batch, time, vocab_size)
+
+``logits[:, t]`` predicts ``ids[:, t + 1]`` from ``ids[:, :t + 1]`` (and whatever ``state`` carries from
+the chunk before). Passing the returned state into the next call continues the text, which is how
+:func:`train_language_model` does truncated BPTT and how :func:`evaluate` scores a whole split.
+
+Training and scoring the LSTM of notebook 03 (about a minute on 2 CPU cores; see
+``benchmarks/rnn_speed.py`` for how these settings were chosen)::
+
+    from llmcourse.datasets import load_shakespeare
+    from llmcourse.ngram import CharVocab
+
+    train, val = load_shakespeare("train"), load_shakespeare("validation")
+    vocab = CharVocab.from_text(train)
+    train_ids, val_ids = vocab.encode(train), vocab.encode(val)
+    torch.manual_seed(0)
+    model = RecurrentLanguageModel(vocab.size, d_embed=32, d_hidden=256, cell="lstm")
+    history = train_language_model(model, train_ids, val_ids, steps=2000, batch_size=32, seq_len=64,
+                                   lr=1e-2, eval_every=500)
+    evaluate(model, val_ids)["bits_per_char"]        # about 2.02 (Kneser-Ney, order 8: 1.92)
+    vocab.decode(model.sample(vocab.encode("ROMEO:"), 200, temperature=0.8,
+                              generator=torch.Generator().manual_seed(0)).numpy())
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from llmcourse.notebook import progress
+
+__all__ = [
+    "CELLS",
+    "GRUCell",
+    "LSTMCell",
+    "LanguageModel",
+    "MLPLanguageModel",
+    "RNNCell",
+    "RecurrentLanguageModel",
+    "ScratchRNN",
+    "TrainingHistory",
+    "detach_state",
+    "evaluate",
+    "hidden_state_gradient_norms",
+    "set_spectral_radius",
+    "spectral_radius",
+    "train_language_model",
+]
+
+#: The recurrent cells :class:`RecurrentLanguageModel` and :class:`ScratchRNN` accept.
+CELLS = ("rnn", "gru", "lstm")
+
+_TORCH_MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+# ----------------------------------------------------------------------------------------------------
+# input checks: every public function fails with a message that names the bad argument
+
+
+def _check_int(name: str, value, minimum: int = 1) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _check_number(name: str, value, minimum: float = 0.0, *, strict: bool = False) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < minimum or (strict and value == minimum):
+        op = ">" if strict else ">="
+        raise ValueError(f"{name} must be a finite number {op} {minimum}; got {value!r}")
+    return float(value)
+
+
+def _check_cell(cell: str) -> str:
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {CELLS}; got {cell!r}")
+    return cell
+
+
+def _as_ids(ids, vocab_size: int, name: str = "ids", ndim: int = 2) -> torch.Tensor:
+    """Any array of ints -> an int64 tensor of ``ndim`` dimensions, every id in ``[0, vocab_size)``."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"{name} must be integer token ids, not {type(ids).__name__} (encode the text first)")
+    t = ids if isinstance(ids, torch.Tensor) else torch.as_tensor(np.asarray(ids))
+    if t.dim() != ndim:
+        want = "(batch, time)" if ndim == 2 else "(time,)"
+        raise ValueError(f"{name} must have shape {want}; got shape {tuple(t.shape)}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer token ids; got dtype {t.dtype}")
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= vocab_size):
+        bad = int(t.min()) if int(t.min()) < 0 else int(t.max())
+        raise ValueError(f"{name} holds token id {bad}, outside the vocabulary [0, {vocab_size})")
+    return t.long()
+
+
+def detach_state(state):
+    """Cut the autograd graph behind a recurrent state (a tensor, a tuple of tensors, or ``None``).
+
+    Truncated BPTT: the state still carries what the model read in earlier chunks, but gradients stop
+    at the chunk boundary, so memory and time per step do not grow with the length of the text.
+    """
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
+# ----------------------------------------------------------------------------------------------------
+# the shared interface
+
+
+class LanguageModel(nn.Module):
+    """What every model in this module shares: ``logits, state = model(ids, state)`` and sampling.
+
+    Subclasses set ``self.vocab_size`` and implement ``forward(ids, state=None) -> (logits, state)`` with
+    ``ids: (batch, time)`` and ``logits: (batch, time, vocab_size)``.
+    """
+
+    vocab_size: int
+
+    def num_parameters(self) -> int:
+        """The number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _check_forward_ids(self, ids) -> torch.Tensor:
+        ids = _as_ids(ids, self.vocab_size, "ids", ndim=2)
+        if ids.shape[1] == 0:
+            raise ValueError(f"ids must hold at least one time step; got shape {tuple(ids.shape)}")
+        return ids.to(self._device())
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def sample(
+        self,
+        prefix_ids,
+        n: int = 200,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Generate ``n`` tokens after ``prefix_ids``: ``(n,)`` int64 (the prefix is not included).
+
+        The model reads the prefix once, then feeds each new token back in with the state it returned,
+        so a recurrent model does O(1) work per new token rather than re-reading the whole text.
+
+        Args:
+            prefix_ids: ``(T,)`` ids to continue, T >= 1 (the first prediction needs one token to read).
+            n: how many tokens to generate, >= 0.
+            temperature: >= 0. Logits are divided by it before the softmax: 1 samples the model as it
+                is, below 1 sharpens, above 1 flattens; 0 is greedy (argmax; ties go to the lowest id).
+            generator: a seeded ``torch.Generator`` (on the model's device) makes the sample repeatable.
+        """
+        prefix = _as_ids(prefix_ids, self.vocab_size, "prefix_ids", ndim=1)
+        if len(prefix) == 0:
+            raise ValueError("prefix_ids must hold at least one token id (the model needs something to read)")
+        n = _check_int("n", n, minimum=0)
+        temperature = _check_number("temperature", temperature, 0.0)
+        was_training = self.training
+        self.eval()  # no dropout while generating
+        try:
+            out = torch.empty(n, dtype=torch.long)
+            logits, state = self(prefix[None].to(self._device()))
+            for i in range(n):
+                last = logits[0, -1].float()  # (vocab_size,)
+                if temperature == 0:
+                    nxt = int(torch.argmax(last))
+                else:
+                    probs = torch.softmax(last / temperature, dim=-1)
+                    nxt = int(torch.multinomial(probs, 1, generator=generator))
+                out[i] = nxt
+                if i + 1 < n:  # read the new token: the state now includes it
+                    logits, state = self(torch.tensor([[nxt]], device=self._device()), state)
+            return out
+        finally:
+            self.train(was_training)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Bengio et al. (2003): a fixed window of embeddings -> tanh hidden layer -> softmax
+
+
+class MLPLanguageModel(LanguageModel):
+    """A neural n-gram model: P(x_{t+1} | x_{t-context+1} ... x_t) from concatenated embeddings.
+
+        e = [E x_{t-context+1}; ...; E x_t]            (context * d_embed,)
+        h = tanh(W_h e + b_h)                           (d_hidden,)
+        logits = W_o h + b_o                            (vocab_size,)
+
+    Like an n-gram model of order ``context + 1``, it sees only the last ``context`` tokens, but similar
+    tokens get similar embeddings, so what it learns about one context carries over to similar ones.
+    At the start of a text the missing tokens are a padding id (one extra embedding row, learned, that
+    means "before the start"). The state is the last ``context`` ids read, so a text cut into chunks is
+    scored exactly as if it were read in one piece.
+
+    Args:
+        vocab_size: V, >= 1.
+        context: how many previous tokens the model sees, >= 1.
+        d_embed: the size of each token's embedding.
+        d_hidden: the width of the tanh hidden layer.
+    """
+
+    def __init__(self, vocab_size: int, context: int = 8, d_embed: int = 16, d_hidden: int = 512):
+        super().__init__()
+        self.vocab_size = _check_int("vocab_size", vocab_size)
+        self.context = _check_int("context", context)
+        d_embed, d_hidden = _check_int("d_embed", d_embed), _check_int("d_hidden", d_hidden)
+        self.pad_id = self.vocab_size  # the extra row: only ever an input, never predicted
+        self.embed = nn.Embedding(self.vocab_size + 1, d_embed)
+        self.hidden = nn.Linear(self.context * d_embed, d_hidden)
+        self.head = nn.Linear(d_hidden, self.vocab_size)
+
+    def initial_state(self, batch_size: int) -> torch.Tensor:
+        """``(batch, context)`` padding ids: the model has read nothing yet."""
+        return torch.full((batch_size, self.context), self.pad_id, dtype=torch.long, device=self._device())
+
+    def forward(self, ids, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``ids: (B, T)``, ``state: (B, context)`` or None -> ``logits: (B, T, V)``, the new state."""
+        ids = self._check_forward_ids(ids)
+        B, T = ids.shape
+        C = self.context
+        if state is None:
+            state = self.initial_state(B)
+        elif tuple(state.shape) != (B, C):
+            raise ValueError(f"state must have shape (batch, context) = {(B, C)}; got {tuple(state.shape)}")
+        x = torch.cat([state, ids], dim=1)  # (B, C + T): the C ids before the chunk, then the chunk
+        e = self.embed(x)  # (B, C + T, d_embed)
+        # Window j of unfold covers x[j : j + C]; the one ending at ids[t] starts at j = t + 1.
+        windows = e.unfold(1, C, 1)[:, 1:]  # (B, T, d_embed, C)
+        windows = windows.transpose(2, 3).reshape(B, T, -1)  # (B, T, C * d_embed), oldest token first
+        h = torch.tanh(self.hidden(windows))  # (B, T, d_hidden)
+        return self.head(h), x[:, -C:]
+
+
+# ----------------------------------------------------------------------------------------------------
+# recurrent cells from scratch: one time step each, same parameter names and gate order as torch
+
+
+class RNNCell(nn.Module):
+    """The Elman RNN step: ``h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
+
+    ``forward(x: (B, input_size), h: (B, hidden_size)) -> h: (B, hidden_size)``. Parameters are named and
+    initialised as in ``torch.nn.RNN`` (uniform in ``[-1/sqrt(hidden), 1/sqrt(hidden)]``).
+    """
+
+    n_gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size = _check_int("input_size", input_size)
+        self.hidden_size = _check_int("hidden_size", hidden_size)
+        G, H = self.n_gates, self.hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(G * H, self.input_size))
+        self.weight_hh = nn.Parameter(torch.empty(G * H, H))
+        self.bias_ih = nn.Parameter(torch.empty(G * H))
+        self.bias_hh = nn.Parameter(torch.empty(G * H))
+        bound = 1 / math.sqrt(H)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def initial_state(self, batch_size: int, device=None):
+        return torch.zeros(batch_size, self.hidden_size, device=device)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh)
+
+
+class GRUCell(RNNCell):
+    """The GRU step (Cho et al. 2014), torch's gate order (reset r, update z, candidate n)::
+
+        r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+        z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+        h' = (1 - z) * n + z * h
+
+    ``h'`` is a gated *average* of the old state and a candidate: where ``z`` is near 1 the state is
+    copied through unchanged, and so is the gradient, which is why it does not vanish.
+    """
+
+    n_gates = 3
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        gi = x @ self.weight_ih.T + self.bias_ih  # (B, 3H)
+        gh = h @ self.weight_hh.T + self.bias_hh  # (B, 3H)
+        i_r, i_z, i_n = gi.chunk(3, dim=1)
+        h_r, h_z, h_n = gh.chunk(3, dim=1)
+        r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return (1 - z) * n + z * h
+
+
+class LSTMCell(RNNCell):
+    """The LSTM step (Hochreiter & Schmidhuber 1997, with a forget gate), torch's gate order i, f, g, o::
+
+        i, f, o = sigmoid(...), g = tanh(...)      each W_i* x + b_i* + W_h* h + b_h*
+        c' = f * c + i * g                          the cell state: updated by addition
+        h' = o * tanh(c')
+
+    The state is the pair ``(h, c)``. Because ``c'`` is ``f * c`` plus something, d c'/d c = f: with the
+    forget gate open the gradient flows back through ``c`` without being squashed at every step.
+    """
+
+    n_gates = 4
+
+    def initial_state(self, batch_size: int, device=None):
+        return (torch.zeros(batch_size, self.hidden_size, device=device),) * 2
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        h, c = state
+        gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh  # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+_SCRATCH_CELLS = {"rnn": RNNCell, "gru": GRUCell, "lstm": LSTMCell}
+
+
+class ScratchRNN(nn.Module):
+    """A one-layer recurrent network with an explicit Python loop over time: the reference for BPTT.
+
+    Same interface and shapes as ``torch.nn.RNN / GRU / LSTM(input_size, hidden_size, batch_first=True)``::
+
+        outputs, state = ScratchRNN(8, 16)(x)        # x: (B, T, 8) -> outputs: (B, T, 16)
+        # state: h_T (1, B, 16), or (h_T, c_T) for cell="lstm" -- the leading 1 is torch's layer axis
+
+    :meth:`from_torch` copies the weights of a torch module in, :meth:`to_torch` builds the torch module
+    with these weights; the outputs then agree to float rounding (the tests check 1e-6).
+
+    Args:
+        input_size, hidden_size: the sizes of ``x_t`` and ``h_t``.
+        cell: ``"rnn"`` (tanh), ``"gru"`` or ``"lstm"``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, cell: str = "rnn"):
+        super().__init__()
+        self.cell_type = _check_cell(cell)
+        self.cell = _SCRATCH_CELLS[cell](input_size, hidden_size)
+
+    @property
+    def input_size(self) -> int:
+        return self.cell.input_size
+
+    @property
+    def hidden_size(self) -> int:
+        return self.cell.hidden_size
+
+    def forward(self, x: torch.Tensor, state=None):
+        """``x: (B, T, input_size)``, ``state`` as torch's (or None for zeros) -> ``(outputs, state)``."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[2] != self.input_size:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must have shape (batch, time, {self.input_size}); got {shape}")
+        B, T, _ = x.shape
+        if state is None:
+            s = self.cell.initial_state(B, device=x.device)
+        else:  # torch's (1, B, H) layout -> (B, H)
+            s = tuple(t[0] for t in state) if self.cell_type == "lstm" else state[0]
+        outputs = []
+        for t in range(T):  # the whole point: one step at a time, h_t depends on h_{t-1}
+            s = self.cell(x[:, t], s)
+            outputs.append(s[0] if self.cell_type == "lstm" else s)
+        out = torch.stack(outputs, dim=1)  # (B, T, H)
+        final = tuple(t[None] for t in s) if self.cell_type == "lstm" else s[None]
+        return out, final
+
+    @classmethod
+    def from_torch(cls, module: nn.RNNBase) -> ScratchRNN:
+        """A ScratchRNN with the weights of a one-layer, unidirectional, batch-first torch RNN/GRU/LSTM."""
+        cell = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}.get(type(module))
+        if cell is None:
+            raise ValueError(f"module must be a torch.nn.RNN, GRU or LSTM; got {type(module).__name__}")
+        if module.num_layers != 1 or module.bidirectional or not module.batch_first or not module.bias:
+            raise ValueError(
+                "module must have num_layers=1, bidirectional=False, batch_first=True and bias=True"
+            )
+        if cell == "rnn" and module.nonlinearity != "tanh":
+            raise ValueError(f"module must use nonlinearity='tanh'; got {module.nonlinearity!r}")
+        if getattr(module, "proj_size", 0):
+            raise ValueError("module must have proj_size=0")
+        scratch = cls(module.input_size, module.hidden_size, cell).to(module.weight_ih_l0.device)
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(scratch.cell, name).copy_(getattr(module, f"{name}_l0"))
+        return scratch
+
+    def to_torch(self) -> nn.RNNBase:
+        """The equivalent ``torch.nn.RNN / GRU / LSTM(batch_first=True)`` with a copy of these weights."""
+        module = _TORCH_MODULES[self.cell_type](self.input_size, self.hidden_size, batch_first=True)
+        module = module.to(self.cell.weight_ih.device)
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(module, f"{name}_l0").copy_(getattr(self.cell, name))
+        return module
+
+
+# ----------------------------------------------------------------------------------------------------
+# the recurrent language model: embedding -> torch's fused RNN / GRU / LSTM -> linear head
+
+
+class RecurrentLanguageModel(LanguageModel):
+    """Embedding -> ``n_layers`` of RNN, GRU or LSTM -> a linear layer to the vocabulary.
+
+    It uses torch's fused ``nn.RNN / nn.GRU / nn.LSTM`` (the same maths as :class:`ScratchRNN`, but the
+    loop over time runs in C++ and the input projections of all time steps are one matrix product).
+
+    The state is torch's: ``h`` of shape ``(n_layers, B, d_hidden)``, or the pair ``(h, c)`` for an LSTM;
+    ``None`` means zeros (the start of a text).
+
+    Args:
+        vocab_size: V, >= 1.
+        d_embed: the size of the token embeddings.
+        d_hidden: the size of the hidden state of every layer.
+        n_layers: stacked recurrent layers, >= 1.
+        cell: ``"rnn"`` (tanh), ``"gru"`` or ``"lstm"``.
+        dropout: dropout on the embeddings, between layers and before the head (0 = none).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_embed: int = 32,
+        d_hidden: int = 256,
+        n_layers: int = 1,
+        cell: str = "lstm",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.vocab_size = _check_int("vocab_size", vocab_size)
+        d_embed, d_hidden = _check_int("d_embed", d_embed), _check_int("d_hidden", d_hidden)
+        self.n_layers = _check_int("n_layers", n_layers)
+        self.cell = _check_cell(cell)
+        dropout = _check_number("dropout", dropout, 0.0)
+        if dropout >= 1:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+        self.embed = nn.Embedding(self.vocab_size, d_embed)
+        self.drop = nn.Dropout(dropout)
+        self.rnn = _TORCH_MODULES[cell](
+            d_embed, d_hidden, self.n_layers, batch_first=True, dropout=dropout if self.n_layers > 1 else 0.0
+        )
+        self.head = nn.Linear(d_hidden, self.vocab_size)
+
+    def forward(self, ids, state=None):
+        """``ids: (B, T)``, ``state`` (torch's, or None) -> ``logits: (B, T, V)``, the new state."""
+        ids = self._check_forward_ids(ids)
+        x = self.drop(self.embed(ids))  # (B, T, d_embed)
+        h, state = self.rnn(x, state)  # h: (B, T, d_hidden), the top layer's state at every step
+        return self.head(self.drop(h)), state
+
+
+# ----------------------------------------------------------------------------------------------------
+# evaluation: the whole split, read as a few long streams with the state carried between chunks
+
+
+def _streams(ids: torch.Tensor, n_streams: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut a text into ``n_streams`` contiguous rows: ``inputs, targets: (n_streams, L)``.
+
+    Every token but the first is a target exactly once; the end of the last row is padded with input 0
+    and target -100 (ignored by ``F.cross_entropy``) when the count does not divide evenly.
+    """
+    inputs, targets = ids[:-1], ids[1:]
+    L = -(-len(targets) // n_streams)  # ceil
+    pad = n_streams * L - len(targets)
+    inputs = torch.cat([inputs, inputs.new_zeros(pad)])
+    targets = torch.cat([targets, targets.new_full((pad,), -100)])
+    return inputs.view(n_streams, L), targets.view(n_streams, L)
+
+
+@torch.no_grad()
+def evaluate(model: LanguageModel, ids, seq_len: int = 512, batch_size: int = 16) -> dict[str, float]:
+    """Score a whole text: the mean loss of predicting every token from all the tokens before it.
+
+    The text is cut into ``batch_size`` contiguous streams read side by side in chunks of ``seq_len``,
+    carrying each stream's state from one chunk to the next, so a recurrent model sees its full history
+    (up to the start of its stream) and the MLP its full window. The result hardly depends on
+    ``seq_len`` and ``batch_size`` (only the first few tokens of each stream have less context: on the
+    470k-character Shakespeare validation split an LSTM scores 2.0378 bits per character read as one
+    stream, 2.0382 as 16, 2.0432 as 256); they trade speed for memory. 16 streams are as fast as more
+    on a CPU (about 2.5 s for that split with a 256-unit LSTM on 2 cores). Deterministic: dropout is
+    off and nothing is sampled.
+
+    Args:
+        model: any model of this module.
+        ids: ``(T,)`` token ids, T >= 2.
+        seq_len, batch_size: the chunk length and the number of streams.
+
+    Returns:
+        ``loss_nats`` (mean cross-entropy per predicted token), ``bits_per_char`` (= loss / ln 2, for a
+        character model), ``perplexity`` (= exp(loss)) and ``n_tokens`` (T - 1, the tokens predicted).
+    """
+    ids = _as_ids(ids, model.vocab_size, "ids", ndim=1)
+    if len(ids) < 2:
+        raise ValueError(f"ids must hold at least 2 tokens (one to read, one to predict); got {len(ids)}")
+    seq_len, batch_size = _check_int("seq_len", seq_len), _check_int("batch_size", batch_size)
+    batch_size = min(batch_size, len(ids) - 1)
+    inputs, targets = _streams(ids, batch_size)
+    device = model._device()
+    was_training = model.training
+    model.eval()
+    total, state = 0.0, None
+    try:
+        for start in range(0, inputs.shape[1], seq_len):
+            x = inputs[:, start : start + seq_len].to(device)
+            y = targets[:, start : start + seq_len].to(device)
+            logits, state = model(x, state)
+            logits = logits.reshape(-1, logits.shape[-1]).float()  # (B * T, V)
+            loss = F.cross_entropy(logits, y.reshape(-1), reduction="sum")
+            total += float(loss)  # float64 on the host: no rounding drift over half a million tokens
+    finally:
+        model.train(was_training)
+    loss = total / (len(ids) - 1)
+    return {"loss_nats": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss),
+            "n_tokens": len(ids) - 1}
+
+
+# ----------------------------------------------------------------------------------------------------
+# training: AdamW, clipping, a schedule, truncated BPTT with the state carried between chunks
+
+
+@dataclass
+class TrainingHistory:
+    """What :func:`train_language_model` measured, one entry per evaluation.
+
+    ``steps``: optimiser steps done; ``train_loss``: mean training loss (nats) since the previous entry;
+    ``val_loss``: loss (nats) on the validation sample; ``seconds``: training time so far (evaluation
+    excluded); ``grad_norm``: mean gradient norm *before* clipping since the previous entry; ``lr``: the
+    learning rate at that step. ``total_steps``, ``train_seconds`` and ``tokens_seen`` sum up the run.
+    """
+
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    total_steps: int = 0
+    train_seconds: float = 0.0
+    tokens_seen: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+def _lr_factor(schedule: str, progress_frac: float, warmup_frac: float, min_lr_ratio: float) -> float:
+    """The learning-rate multiplier at a point ``progress_frac`` in [0, 1] of the run."""
+    if progress_frac < warmup_frac:
+        return (progress_frac + 1e-9) / warmup_frac
+    if schedule == "constant":
+        return 1.0
+    p = min(1.0, (progress_frac - warmup_frac) / max(1e-9, 1 - warmup_frac))
+    decay = 0.5 * (1 + math.cos(math.pi * p)) if schedule == "cosine" else 1 - p
+    return min_lr_ratio + (1 - min_lr_ratio) * decay
+
+
+def _validation_sample(val_ids: torch.Tensor, n: int) -> torch.Tensor:
+    """A fixed, evenly spread part of the validation split for the evaluations during training.
+
+    Scoring all of it at every evaluation would cost more than the training in a short budget; 8 pieces
+    spread over the split give a stable estimate. :func:`evaluate` on the whole split is the real figure.
+    """
+    if n >= len(val_ids):
+        return val_ids
+    pieces, size = 8, n // 8
+    starts = np.linspace(0, len(val_ids) - size, pieces).astype(int)
+    return torch.cat([val_ids[s : s + size] for s in starts])
+
+
+def train_language_model(
+    model: LanguageModel,
+    train_ids,
+    val_ids,
+    *,
+    seconds: float | None = None,
+    steps: int | None = None,
+    batch_size: int = 32,
+    seq_len: int = 64,
+    lr: float = 5e-3,
+    clip: float | None = 1.0,
+    eval_every: int = 100,
+    seed: int = 0,
+    weight_decay: float = 0.0,
+    schedule: str = "cosine",
+    warmup: float = 0.0,
+    min_lr_ratio: float = 0.1,
+    carry_state: bool = True,
+    eval_tokens: int = 65_536,
+    show_progress: bool = True,
+) -> TrainingHistory:
+    """Train ``model`` on ``train_ids`` with AdamW until ``steps`` steps or ``seconds`` of training.
+
+    Batches (truncated BPTT): the training text is cut into ``batch_size`` contiguous streams, and step k
+    reads chunk k of every stream (``seq_len`` tokens) and predicts each chunk's next tokens. With
+    ``carry_state`` the state at the end of chunk k, detached, starts chunk k + 1, so the model learns to
+    use context from before the chunk that it cannot back-propagate into. At the end of the text a new
+    epoch starts from a fresh state at a random offset (so chunk boundaries move).
+
+    Each step: cross-entropy loss, backward, gradient norm clipped to ``clip`` (the defence against
+    exploding gradients: a step can never be longer than ``lr * clip`` in SGD terms), AdamW step.
+
+    Determinism: the initial offset and batches come from ``seed``; with ``steps`` the run is the same
+    every time on one machine. With only ``seconds`` the number of steps, and so the result, depends on
+    the speed of the machine: use it to explore, then fix ``steps`` for numbers a notebook shows.
+
+    Args:
+        model: a model of this module (its parameters are updated in place).
+        train_ids, val_ids: ``(T,)`` token ids (numpy arrays or tensors).
+        seconds: stop after this much training time (evaluation not counted).
+        steps: stop after this many optimiser steps. At least one of the two; with both, whichever comes
+            first (the schedule follows ``steps``).
+        batch_size, seq_len: streams per batch and tokens per chunk. On a CPU the speed per token
+            hardly depends on them, so small batches (many small steps) learn most in a fixed time.
+        lr: peak learning rate (on Shakespeare characters, 1e-2 was best for the MLP, GRU and LSTM
+            and 5e-3 for the tanh RNN). clip: max gradient norm (None = no clipping).
+        eval_every: steps between evaluations on a sample of ``eval_tokens`` validation tokens (also done
+            at the end).
+        seed: seeds the data order (the model's initialisation is seeded where it is built).
+        weight_decay: AdamW's decoupled weight decay.
+        schedule: ``"cosine"`` (default), ``"linear"`` or ``"constant"``: decay from ``lr`` to
+            ``lr * min_lr_ratio`` over the run, after a linear warm-up over the first ``warmup`` fraction.
+        carry_state: carry the state between consecutive chunks (truncated BPTT) or start every chunk
+            from zeros.
+        show_progress: a progress bar (``llmcourse.progress``, silent in CI).
+
+    Returns:
+        a :class:`TrainingHistory`.
+    """
+    if seconds is None and steps is None:
+        raise ValueError("give seconds (a training-time budget) or steps (a step count), or both")
+    if seconds is not None:
+        seconds = _check_number("seconds", seconds, 0.0, strict=True)
+    if steps is not None:
+        steps = _check_int("steps", steps)
+    batch_size, seq_len = _check_int("batch_size", batch_size), _check_int("seq_len", seq_len)
+    eval_every = _check_int("eval_every", eval_every)
+    lr = _check_number("lr", lr, 0.0, strict=True)
+    if clip is not None:
+        clip = _check_number("clip", clip, 0.0, strict=True)
+    weight_decay = _check_number("weight_decay", weight_decay, 0.0)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+    warmup = _check_number("warmup", warmup, 0.0)
+    min_lr_ratio = _check_number("min_lr_ratio", min_lr_ratio, 0.0)
+    if warmup >= 1 or min_lr_ratio > 1:
+        raise ValueError(
+            f"warmup must be in [0, 1) and min_lr_ratio in [0, 1]; got {warmup!r} and {min_lr_ratio!r}"
+        )
+    _check_int("seed", seed, minimum=0)
+    train_ids = _as_ids(train_ids, model.vocab_size, "train_ids", ndim=1)
+    val_ids = _as_ids(val_ids, model.vocab_size, "val_ids", ndim=1)
+    if len(train_ids) < batch_size * (seq_len + 1):
+        raise ValueError(
+            f"train_ids has {len(train_ids)} tokens, fewer than batch_size * (seq_len + 1) = "
+            f"{batch_size * (seq_len + 1)}: lower batch_size or seq_len"
+        )
+    if len(val_ids) < 2:
+        raise ValueError(f"val_ids must hold at least 2 tokens; got {len(val_ids)}")
+
+    device = model._device()
+    rng = np.random.default_rng(seed)
+    decay, no_decay = [], []  # weight decay on matrices only, as is usual: not on biases or embeddings
+    for name, p in model.named_parameters():
+        (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
+    val_sample = _validation_sample(val_ids, eval_tokens)
+    history = TrainingHistory()
+
+    def new_epoch():
+        # A random offset moves the chunk boundaries from one epoch to the next.
+        offset = int(rng.integers(0, seq_len))
+        inputs, targets = _streams(train_ids[offset:], batch_size)
+        n_chunks = inputs.shape[1] // seq_len  # whole chunks only (padded targets are -100: ignored)
+        return inputs, targets, n_chunks
+
+    inputs, targets, n_chunks = new_epoch()
+    chunk, state = 0, None
+    step, train_time = 0, 0.0
+    loss_sum, grad_sum, n_since = 0.0, 0.0, 0
+    bar = progress(total=steps if steps is not None else seconds, disable=not show_progress,
+                   unit="step" if steps is not None else "s", leave=False)
+    model.train()
+    try:
+        while True:
+            t0 = time.perf_counter()
+            # The schedule follows the step count when there is one, else the clock.
+            frac = step / steps if steps is not None else train_time / seconds
+            for g in opt.param_groups:
+                g["lr"] = lr * _lr_factor(schedule, frac, warmup, min_lr_ratio)
+            if chunk == n_chunks:
+                inputs, targets, n_chunks = new_epoch()
+                chunk, state = 0, None
+            sl = slice(chunk * seq_len, (chunk + 1) * seq_len)
+            x, y = inputs[:, sl].to(device), targets[:, sl].to(device)
+            chunk += 1
+            logits, new_state = model(x, state if carry_state else None)
+            state = detach_state(new_state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            params = [p for p in model.parameters() if p.grad is not None]
+            if clip is not None:
+                gnorm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+            else:
+                gnorm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+            opt.step()
+            step += 1
+            loss_sum, grad_sum, n_since = loss_sum + loss.item(), grad_sum + gnorm, n_since + 1
+            dt = time.perf_counter() - t0
+            train_time += dt
+            bar.update(1 if steps is not None else min(dt, max(0.0, seconds - bar.n)))
+            done = (steps is not None and step >= steps) or (seconds is not None and train_time >= seconds)
+            if step % eval_every == 0 or done:
+                val = evaluate(model, val_sample, seq_len=max(seq_len, 256), batch_size=16)["loss_nats"]
+                model.train()
+                history.steps.append(step)
+                history.train_loss.append(loss_sum / n_since)
+                history.val_loss.append(val)
+                history.seconds.append(train_time)
+                history.grad_norm.append(grad_sum / n_since)
+                history.lr.append(opt.param_groups[0]["lr"])
+                loss_sum, grad_sum, n_since = 0.0, 0.0, 0
+                bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", val=f"{val:.3f}")
+            if done:
+                break
+    finally:
+        bar.close()
+    history.total_steps, history.train_seconds = step, train_time
+    history.tokens_seen = step * batch_size * seq_len
+    return history
+
+
+# ----------------------------------------------------------------------------------------------------
+# vanishing and exploding gradients
+
+
+def spectral_radius(weight: torch.Tensor) -> float:
+    """The largest absolute eigenvalue of a square matrix: how much repeated multiplication by it can
+    stretch a vector per step, in the long run."""
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[0] != weight.shape[1]:
+        raise ValueError(f"weight must be a square matrix; got {getattr(weight, 'shape', type(weight))}")
+    return float(torch.linalg.eigvals(weight.detach().double().cpu()).abs().max())
+
+
+def _recurrent_weights(module) -> list[torch.Tensor]:
+    if isinstance(module, torch.Tensor):
+        return [module]
+    weights = [p for name, p in module.named_parameters() if name.split(".")[-1].startswith("weight_hh")]
+    if not weights:
+        raise ValueError(f"module must have recurrent weights (weight_hh*); {type(module).__name__} has none")
+    return weights
+
+
+@torch.no_grad()
+def set_spectral_radius(module, radius: float):
+    """Scale every recurrent matrix ``W_hh`` of ``module`` in place so its spectral radius is ``radius``.
+
+    For a tanh RNN, radius < 1 makes the backward Jacobian products shrink geometrically (vanishing
+    gradients); radius well above 1 makes them grow (exploding gradients), until tanh saturates. For a
+    GRU or LSTM each gate's ``(H, H)`` block is scaled separately.
+
+    Args:
+        module: an :class:`RNNCell`, :class:`ScratchRNN`, :class:`RecurrentLanguageModel`, a torch
+            ``nn.RNN`` / ``GRU`` / ``LSTM``, or a square weight tensor itself.
+        radius: the target spectral radius, > 0.
+
+    Returns:
+        ``module``, so the call can be chained.
+    """
+    radius = _check_number("radius", radius, 0.0, strict=True)
+    for w in _recurrent_weights(module):
+        H = w.shape[1]
+        if w.dim() != 2 or w.shape[0] % H:
+            raise ValueError(f"module: a recurrent weight of shape {tuple(w.shape)} is not (H, H) blocks")
+        for block in w.split(H, dim=0):  # (H, H) per gate
+            current = spectral_radius(block)
+            if current == 0:
+                raise ValueError("module: a recurrent weight block is all zeros; its radius cannot be scaled")
+            block.mul_(radius / current)
+    return module
+
+
+def hidden_state_gradient_norms(model, inputs, state=None) -> torch.Tensor:
+    """``||d loss_T / d s_t||`` for every step t: how much the last step's loss can still "hear" step t.
+
+    The states ``s_1 .. s_T`` are computed one step at a time and kept in the graph, so after one
+    backward pass the gradient at ``s_t`` is the total derivative through all later steps,
+    ``d loss / d s_t = J_{t+1}^T ... J_T^T d loss / d s_T``, a product of one Jacobian per step. Its norm
+    shrinks or grows geometrically in T - t: a log-scale plot against t shows vanishing or exploding
+    gradients at a glance. For an LSTM the state is ``(h, c)`` and the norm is over both.
+
+    Args:
+        model: either
+            - a :class:`RecurrentLanguageModel` (its fused module is stepped one token at a time):
+              ``inputs`` are ids ``(B, T + 1)``; the model reads ``inputs[:, :T]`` and the loss is the
+              cross-entropy of its prediction at the last step against ``inputs[:, T]``;
+            - a :class:`ScratchRNN` or a cell (:class:`RNNCell`, :class:`GRUCell`, :class:`LSTMCell`):
+              ``inputs`` are vectors ``(B, T, input_size)`` and the "loss" is ``h_T.sum()``, so the
+              gradient at ``h_T`` is all ones and everything before it is the Jacobian product alone.
+        inputs: as above.
+        state: an initial state (default zeros).
+
+    Returns:
+        ``(T,)`` float tensor: entry t is ``||d loss / d s_{t+1}||`` (the state after reading input t),
+        averaged over the batch.
+    """
+    if isinstance(model, RecurrentLanguageModel):
+        ids = _as_ids(inputs, model.vocab_size, "inputs", ndim=2).to(model._device())
+        if ids.shape[1] < 2:
+            raise ValueError(f"inputs must be ids of shape (batch, T + 1), T >= 1; got {tuple(ids.shape)}")
+        xs, target = model.embed(ids[:, :-1]), ids[:, -1]
+
+        def step(x_t, s):  # one step of the fused module: (B, d_embed) -> the new state
+            return model.rnn(x_t[:, None], s)[1]
+
+        def loss_fn(s):
+            h_top = (s[0] if isinstance(s, tuple) else s)[-1]  # (B, d_hidden): the top layer
+            return F.cross_entropy(model.head(h_top), target)
+
+    else:
+        cell = model.cell if isinstance(model, ScratchRNN) else model
+        if not isinstance(cell, RNNCell):
+            raise ValueError(
+                "model must be a RecurrentLanguageModel, a ScratchRNN or a cell (RNNCell, GRUCell, "
+                f"LSTMCell); got {type(model).__name__}"
+            )
+        xs = inputs
+        ok = isinstance(xs, torch.Tensor) and xs.dim() == 3 and xs.shape[2] == cell.input_size
+        if not ok or xs.shape[1] < 1:
+            shape = tuple(xs.shape) if isinstance(xs, torch.Tensor) else type(xs).__name__
+            raise ValueError(f"inputs must have shape (batch, T, {cell.input_size}) with T >= 1; got {shape}")
+        # Inputs that require grad keep every state in the graph even if the weights are frozen.
+        xs = xs.detach().float().requires_grad_(True)
+        if state is None:
+            state = cell.initial_state(xs.shape[0], device=xs.device)
+        step = cell
+
+        def loss_fn(s):
+            return (s[0] if isinstance(s, tuple) else s).sum()
+
+    was_training = model.training
+    model.eval()  # no dropout between layers: the same function at every step
+    try:
+        states, s = [], state
+        for t in range(xs.shape[1]):
+            s = step(xs[:, t], s)
+            states.append(s if isinstance(s, tuple) else (s,))
+        flat = [part for s_t in states for part in s_t]
+        # autograd.grad with respect to the intermediate states gives each one's *total* derivative
+        # (through every later step), and leaves the parameters' .grad untouched.
+        grads = torch.autograd.grad(loss_fn(s), flat, allow_unused=True)
+    finally:
+        model.train(was_training)
+    norms, k = [], 0
+    for s_t in states:
+        sq = 0.0
+        for part in s_t:
+            g = grads[k] if grads[k] is not None else torch.zeros_like(part)
+            k += 1
+            sq = sq + g.pow(2).sum(dim=-1)  # (B,) for a cell's (B, H); (layers, B) for torch's state
+        sq = sq.sum(dim=0) if sq.dim() == 2 else sq  # sum over layers -> (B,)
+        norms.append(sq.sqrt().mean())  # the norm per sequence, averaged over the batch
+    return torch.stack(norms).detach()
