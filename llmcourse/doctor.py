@@ -125,6 +125,21 @@ def check_data() -> list[Check]:
     return checks
 
 
+def check_zoo() -> list[Check]:
+    """Every model in zoo/ has its weights, matching the sha256 on its card."""
+    from llmcourse import zoo
+
+    checks = []
+    for name in zoo.names():
+        try:
+            zoo.verify(name)
+            checks.append(Check(f"zoo {name}", True, f"sha256 {zoo.card(name)['sha256'][:12]}… matches its card"))
+        except zoo.ZooError as exc:
+            checks.append(Check(f"zoo {name}", False, str(exc).split("; rebuild")[0],
+                                f"python scripts/build_zoo.py {name}  (or git checkout -- zoo/)"))
+    return checks
+
+
 CHECKS: list[Callable[[], Check | list[Check]]] = [
     check_python,
     lambda: check_package("torch", "2.2", "pytorch"),
@@ -138,6 +153,7 @@ CHECKS: list[Callable[[], Check | list[Check]]] = [
     lambda: check_package("tokenizers", "0.15"),
     lambda: check_package("safetensors", "0.4"),
     check_data,
+    check_zoo,
 ]
 
 

@@ -1,0 +1,60 @@
+"""The model zoo: cards are complete, checksums verified on load, recorded metrics reproduce."""
+
+import json
+import shutil
+
+import pytest
+
+from llmcourse import zoo
+
+NAMES = zoo.names()
+
+
+def test_the_zoo_has_models():
+    assert "char-lstm-shakespeare" in NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_is_complete(name):
+    card = zoo.card(name)
+    for key in ["name", "architecture", "config", "tokenizer", "training", "command", "sha256",
+                "file", "train_seconds", "metrics", "parameters", "built_with"]:
+        assert key in card, f"card of {name} lacks {key!r}"
+    assert card["name"] == name and card["command"].startswith("python scripts/build_zoo.py")
+    assert "seed" in card["training"] and "steps" in card["training"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recorded_validation_loss_reproduces(name):
+    from llmcourse.datasets import load_shakespeare
+    from llmcourse.rnn import evaluate
+
+    model, card = zoo.load(name)
+    assert model.num_parameters() == card["parameters"]
+    vocab = zoo.char_vocab(card)
+    metrics = evaluate(model, vocab.encode(load_shakespeare("validation")))
+    assert metrics["loss_nats"] == pytest.approx(card["metrics"]["val_loss_nats"], abs=1e-4)
+
+
+def test_tampered_or_missing_weights_fail_clearly(tmp_path, monkeypatch):
+    shutil.copytree(zoo.zoo_dir(), tmp_path / "zoo")
+    monkeypatch.setenv("LLMCOURSE_ZOO", str(tmp_path / "zoo"))
+    name = NAMES[0]
+    weights = tmp_path / "zoo" / zoo.card(name)["file"]
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(zoo.ZooError, match="sha256.*build_zoo.py"):
+        zoo.load(name)
+    weights.unlink()
+    with pytest.raises(zoo.ZooError, match="missing"):
+        zoo.load(name)
+
+
+def test_unknown_model_and_bad_card(tmp_path, monkeypatch):
+    with pytest.raises(zoo.ZooError, match="known models"):
+        zoo.load("gpt-5")
+    with pytest.raises(ValueError, match="name"):
+        zoo.card("")
+    monkeypatch.setenv("LLMCOURSE_ZOO", str(tmp_path))
+    (tmp_path / "odd.json").write_text(json.dumps({"architecture": "Perceptron9000", "config": {}}))
+    with pytest.raises(zoo.ZooError, match="architecture"):
+        zoo.build_model(zoo.card("odd"))
