@@ -464,6 +464,13 @@ class NGramLM:
         self.n_train_tokens = len(ids)
         return self
 
+    def num_counts(self) -> int:
+        """How many numbers the model stores: one count per distinct m-gram of every order 1..order
+        (continuation counts, for Kneser-Ney, are derived from these). The n-gram analogue of a neural
+        model's parameter count."""
+        self._require_fit("num_counts")
+        return int(sum(len(t.keys) for t in self._raw.values()))
+
     def _require_fit(self, what: str) -> None:
         if self._raw is None:
             raise RuntimeError(f"call fit(ids) before {what}(): this NGramLM has not been fitted")

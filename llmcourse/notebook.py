@@ -62,13 +62,17 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def progress(iterable=None, **kwargs):
-    """A ``tqdm.auto`` progress bar (a widget in JupyterLab, text elsewhere) that is silent in CI.
+    """A ``tqdm.auto`` progress bar (a widget in JupyterLab, text elsewhere); silent in CI and when
+    widgets are static.
 
     Every long loop in the package uses this, so CI logs stay readable and nbval never compares a bar.
     """
     from tqdm.auto import tqdm
 
-    kwargs["disable"] = kwargs.get("disable", False) or in_ci()
+    # LLMCOURSE_WIDGETS=static: no live front end (scripts/run_notebooks.py writing the committed
+    # outputs), where a bar would be saved as a frozen "0%" line.
+    quiet = in_ci() or os.environ.get("LLMCOURSE_WIDGETS", "").strip().lower() == "static"
+    kwargs["disable"] = kwargs.get("disable", False) or quiet
     return tqdm(iterable, **kwargs)
 
 

@@ -461,3 +461,11 @@ def test_on_shakespeare_a_longer_context_helps_and_kneser_ney_wins():
     assert bpc[(5, "kneser_ney")] < bpc[(3, "kneser_ney")] < bpc[(1, "kneser_ney")]
     assert bpc[(5, "kneser_ney")] < bpc[(5, "add_k")] - 0.3
     assert bpc[(5, "kneser_ney")] < 2.5
+
+
+def test_num_counts_is_the_number_of_distinct_ngrams_of_every_order():
+    ids = np.array([0, 1, 0, 1, 2])  # unigrams {0,1,2}; bigrams {01,10,12}; trigrams {010,101,012}
+    lm = NGramLM(order=3, vocab_size=3).fit(ids)
+    assert lm.num_counts() == 3 + 3 + 3
+    with pytest.raises(RuntimeError, match="fit"):
+        NGramLM(order=2, vocab_size=3).num_counts()

@@ -58,3 +58,15 @@ def test_setup_notebook_without_ci(monkeypatch):
     monkeypatch.setenv("CI", "")
     info = setup_notebook(seed=1, quiet=True)
     assert not info.ci and info.seed == 1 and info.threads >= 1
+
+
+def test_progress_is_silent_when_widgets_are_static(monkeypatch):
+    import io
+
+    from llmcourse import progress
+
+    monkeypatch.setenv("CI", "")
+    monkeypatch.setenv("LLMCOURSE_WIDGETS", "static")
+    buf = io.StringIO()
+    list(progress(range(3), file=buf))
+    assert buf.getvalue() == ""
