@@ -49,7 +49,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -58,7 +57,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmcourse.datasets import sha256_file
+from llmcourse.datasets import sha256_file, write_atomic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "data"
@@ -508,20 +507,6 @@ def build(plays: list[ParsedPlay]) -> tuple[str, list[dict]]:
     for entry, text in zip(index, pieces):
         assert full[entry["start"] : entry["end"]] == text
     return full, index
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def data_files(out: Path) -> list[str]:

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from llmcourse import seed_everything
-from llmcourse.datasets import load_shakespeare, sha256_file
+from llmcourse.datasets import load_shakespeare, sha256_file, write_atomic
 from llmcourse.ngram import CharVocab
 from llmcourse.rnn import evaluate, train_language_model
 from llmcourse.zoo import build_model, zoo_dir
@@ -39,12 +37,6 @@ ZOO: dict[str, dict] = {
                      "schedule": "cosine", "seed": 0},
     },
 }
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def build(name: str) -> dict:
