@@ -51,8 +51,10 @@ __all__ = [
     "DataFileError",
     "Play",
     "data_dir",
+    "TASKS",
     "load_shakespeare",
     "read_checksums",
+    "sequence_task",
     "shakespeare_plays",
     "verify_file",
 ]
@@ -266,3 +268,44 @@ def load_shakespeare(split: str = "train") -> str:
     if split == "train":
         return "\n\n".join(p.train_text for p in plays)
     return "\n\n".join(p.validation_text for p in plays)
+
+
+# ----------------------------------------------------------------------------------------------------
+# synthetic sequence-to-sequence tasks
+
+#: The tasks :func:`sequence_task` generates.
+TASKS: tuple[str, ...] = ("reverse", "sort", "running-sum")
+
+
+def sequence_task(name: str, length: int = 12, n_symbols: int = 10):
+    """A synthetic sequence-to-sequence task: ``task(n, generator) -> (src, tgt)``, both ``(n, length)``.
+
+    Sources are uniform random symbols ``0 .. n_symbols - 1``; the target is
+
+    - ``"reverse"``: the source backwards;
+    - ``"sort"``: the source sorted;
+    - ``"running-sum"``: ``tgt[t] = (src[0] + ... + src[t]) mod n_symbols``.
+
+    Fresh examples every call, repeatable with a seeded ``torch.Generator``. With 10 symbols and
+    length 12 there are 10¹² sources, so a model cannot memorise them: it has to learn the rule.
+    """
+    import torch
+
+    if name not in TASKS:
+        raise ValueError(f"name must be one of {TASKS}; got {name!r}")
+    for arg, value, low in (("length", length, 1), ("n_symbols", n_symbols, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{arg} must be an integer >= {low}; got {value!r}")
+
+    def task(n: int, generator=None):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an integer >= 1; got {n!r}")
+        src = torch.randint(0, n_symbols, (n, length), generator=generator)
+        if name == "reverse":
+            return src, src.flip(1)
+        if name == "sort":
+            return src, src.sort(dim=1).values
+        return src, src.cumsum(1) % n_symbols
+
+    task.__name__ = task.__qualname__ = f"{name.replace('-', '_')}_task"
+    return task

@@ -147,6 +147,15 @@ class LanguageModel(nn.Module):
     """
 
     vocab_size: int
+    #: The most tokens the model can read at once (a Transformer's block size), or None (no limit).
+    context_size: int | None = None
+    #: Whether training should carry the state from one chunk to the next (truncated BPTT). A
+    #: Transformer reads independent windows instead.
+    carries_state: bool = True
+
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """A loss to add to the cross-entropy during training (a mixture-of-experts balance term), or None."""
+        return None
 
     def num_parameters(self) -> int:
         """The number of trainable parameters."""
@@ -190,6 +199,8 @@ class LanguageModel(nn.Module):
         self.eval()  # no dropout while generating
         try:
             out = torch.empty(n, dtype=torch.long)
+            if self.context_size is not None:
+                prefix = prefix[-self.context_size :]  # a fixed-context model reads the last window
             logits, state = self(prefix[None].to(self._device()))
             for i in range(n):
                 last = logits[0, -1].float()  # (vocab_size,)
@@ -522,6 +533,10 @@ def evaluate(model: LanguageModel, ids, seq_len: int = 512, batch_size: int = 16
     if len(ids) < 2:
         raise ValueError(f"ids must hold at least 2 tokens (one to read, one to predict); got {len(ids)}")
     seq_len, batch_size = _check_int("seq_len", seq_len), _check_int("batch_size", batch_size)
+    if model.context_size is not None:
+        # A fixed-context model (a Transformer) reads chunks of half its context, each after the half
+        # context before it, so every token is predicted from at least half a context of text.
+        seq_len = min(seq_len, max(1, model.context_size // 2))
     batch_size = min(batch_size, len(ids) - 1)
     inputs, targets = _streams(ids, batch_size)
     device = model._device()
@@ -615,7 +630,7 @@ def train_language_model(
     schedule: str = "cosine",
     warmup: float = 0.0,
     min_lr_ratio: float = 0.1,
-    carry_state: bool = True,
+    carry_state: bool | None = None,
     eval_tokens: int = 65_536,
     show_progress: bool = True,
 ) -> TrainingHistory:
@@ -651,7 +666,8 @@ def train_language_model(
         schedule: ``"cosine"`` (default), ``"linear"`` or ``"constant"``: decay from ``lr`` to
             ``lr * min_lr_ratio`` over the run, after a linear warm-up over the first ``warmup`` fraction.
         carry_state: carry the state between consecutive chunks (truncated BPTT) or start every chunk
-            from zeros.
+            from zeros; None = the model's ``carries_state`` (True for recurrent models, False for a
+            Transformer, which trains on independent windows of ``seq_len <= context_size`` tokens).
         show_progress: a progress bar (``llmcourse.progress``, silent in CI).
 
     Returns:
@@ -688,6 +704,10 @@ def train_language_model(
     if len(val_ids) < 2:
         raise ValueError(f"val_ids must hold at least 2 tokens; got {len(val_ids)}")
 
+    if carry_state is None:
+        carry_state = model.carries_state
+    if model.context_size is not None and seq_len > model.context_size:
+        raise ValueError(f"seq_len = {seq_len} is longer than the model's context ({model.context_size} tokens)")
     device = model._device()
     rng = np.random.default_rng(seed)
     decay, no_decay = [], []  # weight decay on matrices only, as is usual: not on biases or embeddings
@@ -729,8 +749,9 @@ def train_language_model(
             logits, new_state = model(x, state if carry_state else None)
             state = detach_state(new_state)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            aux = model.auxiliary_loss()
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if aux is None else loss + aux).backward()
             params = [p for p in model.parameters() if p.grad is not None]
             if clip is not None:
                 gnorm = float(torch.nn.utils.clip_grad_norm_(params, clip))

@@ -413,3 +413,33 @@ def test_module_constants(build_script):
     assert GENRES == build_script.GENRES
     assert datasets.SPLITS == ("train", "validation", "all")
     assert GENRES == tuple(sorted(GENRES))
+
+
+def test_sequence_tasks_follow_their_rules():
+    import torch
+
+    from llmcourse.datasets import sequence_task
+
+    g = torch.Generator().manual_seed(0)
+    src, tgt = sequence_task("reverse", 5, 7)(4, g)
+    assert src.shape == tgt.shape == (4, 5) and torch.equal(tgt, src.flip(1)) and src.max() < 7
+    src, tgt = sequence_task("sort", 6)(3, g)
+    assert torch.equal(tgt, src.sort(1).values)
+    src, tgt = sequence_task("running-sum", 4, 10)(2, g)
+    assert tgt[:, 0].tolist() == src[:, 0].tolist()
+    assert tgt[:, -1].tolist() == (src.sum(1) % 10).tolist()
+    a = sequence_task("reverse")(3, torch.Generator().manual_seed(1))[0]
+    assert torch.equal(a, sequence_task("reverse")(3, torch.Generator().manual_seed(1))[0])  # seeded
+
+
+def test_sequence_task_rejects_bad_arguments():
+    import pytest
+
+    from llmcourse.datasets import sequence_task
+
+    with pytest.raises(ValueError, match="name must be one of"):
+        sequence_task("copy")
+    with pytest.raises(ValueError, match="n_symbols"):
+        sequence_task("sort", 4, 1)
+    with pytest.raises(ValueError, match="n must be"):
+        sequence_task("sort")(0)

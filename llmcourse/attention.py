@@ -1,0 +1,265 @@
+"""Attention: the operation at the centre of the Transformer, its masks, and how it learns positions.
+
+Every position asks a question (a *query* vector q), every position offers a *key* k and a *value* v,
+and each position's output is an average of the values weighted by how well its query matches each key::
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d + M) V        Q: (Tq, d), K: (Tk, d), V: (Tk, d_v)
+
+The 1/√d keeps the dot products (sums of d products of unit-variance numbers) at unit variance, so the
+softmax does not saturate as d grows. ``M`` is 0 where a query may look and -∞ where it may not: the
+*mask* is what makes one architecture differ from another.
+
+- :func:`causal_mask`: position t sees positions ≤ t (a decoder: GPT, LLaMA).
+- :func:`prefix_mask`: the first ``prefix_len`` positions see each other in both directions, the rest
+  are causal (a prefix decoder: UniLM, T5's "prefix LM", GLM).
+- no mask over the source plus cross-attention from the target (:class:`MultiHeadAttention` with
+  ``memory``): the encoder–decoder of the original Transformer and T5.
+
+Masks here are boolean with **True = may attend**, the convention of
+``torch.nn.functional.scaled_dot_product_attention``.
+
+Attention by itself ignores order: permute the keys and values and each output is the same. Order comes
+from positions: :func:`sinusoidal_positions` (added to the input, Vaswani et al. 2017), learned position
+embeddings (GPT-2), or rotary embeddings (:func:`rope_cache` and :func:`apply_rope`, Su et al. 2021, used
+by LLaMA), which rotate q and k so their dot product depends only on the distance between positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "MultiHeadAttention",
+    "apply_rope",
+    "causal_mask",
+    "check_mask",
+    "prefix_mask",
+    "rope_cache",
+    "scaled_dot_product_attention",
+    "sinusoidal_positions",
+]
+
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------
+# masks
+
+
+def causal_mask(T: int, device=None) -> torch.Tensor:
+    """``(T, T)`` bool, True on and below the diagonal: query t may attend to keys 0..t.
+
+    >>> causal_mask(3).int()
+    tensor([[1, 0, 0],
+            [1, 1, 0],
+            [1, 1, 1]], dtype=torch.int32)
+    """
+    T = _check_positive_int("T", T)
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def prefix_mask(T: int, prefix_len, device=None) -> torch.Tensor:
+    """A prefix decoder's mask: full attention within the first ``prefix_len`` positions, causal after.
+
+    ``prefix_len`` is an int (one mask, ``(T, T)``) or a ``(batch,)`` tensor of lengths (one mask per
+    example, ``(batch, T, T)``). Query t may attend to key s when ``s <= t`` or ``s < prefix_len``. So
+    the prefix (the "input") is read bidirectionally, like an encoder, and everything after it (the
+    "output") is generated left to right and sees the whole prefix.
+
+    >>> prefix_mask(4, 2).int()
+    tensor([[1, 1, 0, 0],
+            [1, 1, 0, 0],
+            [1, 1, 1, 0],
+            [1, 1, 1, 1]], dtype=torch.int32)
+    """
+    T = _check_positive_int("T", T)
+    causal = causal_mask(T, device)
+    keys = torch.arange(T, device=device)
+    if isinstance(prefix_len, torch.Tensor):
+        if prefix_len.dim() != 1 or prefix_len.dtype.is_floating_point:
+            raise ValueError(f"prefix_len must be an int or a (batch,) integer tensor; got shape "
+                             f"{tuple(prefix_len.shape)}, dtype {prefix_len.dtype}")
+        if len(prefix_len) and (int(prefix_len.min()) < 0 or int(prefix_len.max()) > T):
+            raise ValueError(f"prefix_len must lie in [0, T={T}]; got values {prefix_len.tolist()}")
+        in_prefix = keys[None, :] < prefix_len.to(device)[:, None]  # (B, T): key s is in the prefix
+        return causal[None] | in_prefix[:, None, :]
+    if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or not 0 <= prefix_len <= T:
+        raise ValueError(f"prefix_len must be an int in [0, T={T}] or a (batch,) tensor; got {prefix_len!r}")
+    return causal | (keys < prefix_len)[None, :]
+
+
+def check_mask(mask: torch.Tensor | None, B: int, Tq: int, Tk: int, name: str = "mask") -> torch.Tensor | None:
+    """Check that ``mask`` is boolean and shaped ``(Tq, Tk)``, ``(B, Tq, Tk)`` or ``(B, H, Tq, Tk)``.
+
+    Returns it shaped to broadcast over ``(B, H, Tq, Tk)``. A wrong shape would otherwise broadcast
+    silently into the wrong attention pattern, so it fails here with the shapes spelled out.
+    """
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name} must be a bool tensor (True = may attend); got {got}")
+    if mask.dim() == 2 and tuple(mask.shape) == (Tq, Tk):
+        return mask
+    if mask.dim() == 3 and tuple(mask.shape) in {(B, Tq, Tk), (1, Tq, Tk)}:
+        return mask[:, None]
+    if mask.dim() == 4 and mask.shape[0] in (1, B) and tuple(mask.shape[2:]) == (Tq, Tk):
+        return mask
+    raise ValueError(
+        f"{name} must have shape (Tq, Tk) = ({Tq}, {Tk}), (batch, Tq, Tk) = ({B}, {Tq}, {Tk}) or "
+        f"(batch, heads, Tq, Tk); got {tuple(mask.shape)}"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# the operation
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q kᵀ / √d + mask) v, written out: ``(output, weights)``.
+
+    Args:
+        q: ``(..., Tq, d)``; k: ``(..., Tk, d)``; v: ``(..., Tk, d_v)``.
+        mask: bool, broadcastable to ``(..., Tq, Tk)``, True = may attend. A query row with no key
+            allowed gets all-zero weights (not NaN).
+
+    Returns:
+        output ``(..., Tq, d_v)`` and the attention weights ``(..., Tq, Tk)`` (rows sum to 1).
+
+    Equal to ``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)`` (which
+    fuses these steps and never materialises the weights); the tests check it.
+    """
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must have the same last dimension; got q {tuple(q.shape)}, k {tuple(k.shape)}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same number of keys; got k {tuple(k.shape)}, v {tuple(v.shape)}")
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = torch.nan_to_num(weights)  # fully masked rows: softmax of all -inf is NaN; make it 0
+    return weights @ v, weights
+
+
+# ----------------------------------------------------------------------------------------------------
+# positions
+
+
+def sinusoidal_positions(T: int, d: int, base: float = 10000.0) -> torch.Tensor:
+    """Vaswani et al.'s fixed position encodings: ``(T, d)``, d even.
+
+    ``PE[t, 2i] = sin(t / base^(2i/d))`` and ``PE[t, 2i+1] = cos(t / base^(2i/d))``: each pair of
+    dimensions is a clock at its own frequency, from one turn every 2π positions down to one every
+    2π·base. Nearby positions get similar vectors, and ``PE[t + k]`` is a fixed rotation of ``PE[t]``.
+    """
+    T, d = _check_positive_int("T", T), _check_positive_int("d", d, 2)
+    if d % 2:
+        raise ValueError(f"d must be even (dimensions come in sin/cos pairs); got {d}")
+    inv_freq = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,)
+    angles = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None]  # (T, d/2)
+    pe = torch.empty(T, d, dtype=torch.float64)
+    pe[:, 0::2], pe[:, 1::2] = torch.sin(angles), torch.cos(angles)
+    return pe.float()
+
+
+def rope_cache(T: int, head_dim: int, base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cos and sin tables of rotary position embeddings: two ``(T, head_dim)`` tensors.
+
+    Dimension pairs ``(i, i + head_dim/2)`` rotate at frequency ``base^(-2i/head_dim)`` (the "rotate
+    half" layout of LLaMA in Hugging Face ``transformers``; Meta's original interleaves the pairs, which
+    is the same up to a fixed permutation of dimensions).
+    """
+    T, head_dim = _check_positive_int("T", T), _check_positive_int("head_dim", head_dim, 2)
+    if head_dim % 2:
+        raise ValueError(f"head_dim must be even for rotary embeddings; got {head_dim}")
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64, device=device) / head_dim)
+    angles = torch.arange(T, dtype=torch.float64, device=device)[:, None] * inv_freq[None]  # (T, hd/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (T, hd)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x: (..., T, head_dim)`` by its positions: each pair (x_i, x_{i+hd/2}) turns by angle t·θ_i.
+
+    After rotation, ``q_t · k_s`` depends on t and s only through ``t - s``: a rotation by t·θ dotted
+    with one by s·θ is a rotation by (t - s)·θ. That is why RoPE gives relative positions for free.
+    """
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)  # (x1, x2) -> (-x2, x1)
+    return x * cos + rotated * sin
+
+
+# ----------------------------------------------------------------------------------------------------
+# the module
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention, with grouped-query attention and rotary positions as options.
+
+    ``n_head`` query heads of size ``head_dim = d_model // n_head`` each attend on their own; their
+    outputs are concatenated and mixed by an output projection. With ``n_kv_head < n_head`` (grouped-query
+    attention, LLaMA-2 70B, Mistral), groups of ``n_head // n_kv_head`` query heads share one key/value
+    head, which shrinks the key/value projections and the KV cache by that factor; ``n_kv_head = 1`` is
+    multi-query attention.
+
+    ``forward(x)`` is self-attention; ``forward(x, memory=enc)`` is cross-attention (queries from ``x``,
+    keys and values from the encoder's output ``enc``).
+
+    Set ``keep_weights = True`` to keep the last attention weights in ``self.weights``
+    ``(batch, n_head, Tq, Tk)`` (computed with :func:`scaled_dot_product_attention`; otherwise the fused
+    torch kernel is used, which is faster and never materialises them).
+    """
+
+    def __init__(self, d_model: int, n_head: int, n_kv_head: int | None = None, bias: bool = True,
+                 dropout: float = 0.0):
+        super().__init__()
+        d_model, n_head = _check_positive_int("d_model", d_model), _check_positive_int("n_head", n_head)
+        n_kv_head = n_head if n_kv_head is None else _check_positive_int("n_kv_head", n_kv_head)
+        if d_model % n_head:
+            raise ValueError(f"d_model (n_embd) = {d_model} must be divisible by n_head = {n_head}")
+        if n_head % n_kv_head:
+            raise ValueError(f"n_head = {n_head} must be divisible by n_kv_head = {n_kv_head}")
+        self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, d_model // n_head
+        self.q = nn.Linear(d_model, n_head * self.head_dim, bias=bias)
+        self.kv = nn.Linear(d_model, 2 * n_kv_head * self.head_dim, bias=bias)  # keys and values in one matmul
+        self.proj = nn.Linear(n_head * self.head_dim, d_model, bias=bias)
+        self.dropout = dropout
+        self.keep_weights = False
+        self.weights: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, memory: torch.Tensor | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """x: ``(B, Tq, d_model)``; memory: ``(B, Tk, d_model)`` or None (self-attention);
+        mask: bool ``(Tq, Tk)`` / ``(B, Tq, Tk)``, True = may attend (None = all);
+        rope: ``(cos, sin)`` for the query positions (self-attention only). Returns ``(B, Tq, d_model)``."""
+        B, Tq, _ = x.shape
+        src = x if memory is None else memory
+        Tk = src.shape[1]
+        mask = check_mask(mask, B, Tq, Tk)
+        q = self.q(x).view(B, Tq, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, Tq, hd)
+        k, v = self.kv(src).view(B, Tk, 2, self.n_kv_head, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, KV, Tk, hd)
+        if rope is not None:
+            cos, sin = rope
+            q, k = apply_rope(q, cos[-Tq:], sin[-Tq:]), apply_rope(k, cos[:Tk], sin[:Tk])
+        if self.n_kv_head != self.n_head:  # each key/value head serves a group of query heads
+            group = self.n_head // self.n_kv_head
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, Tk, hd)
+        if self.keep_weights:
+            y, self.weights = scaled_dot_product_attention(q, k, v, mask)
+            self.weights = self.weights.detach()
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, Tq, self.n_head * self.head_dim)  # heads side by side again
+        return self.proj(y)
