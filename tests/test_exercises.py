@@ -105,3 +105,32 @@ def test_every_exercise_has_a_title_and_checker():
     assert [e.id for e in exercises] == ["00.1", "00.2", "00.3", "00.4"]
     for e in exercises:
         assert e.title and callable(e.checker)
+
+
+def test_notebook_04_checkers_accept_right_answers_and_name_the_mistakes():
+    import math
+
+    import torch
+
+    assert check("04.1", 7_087_872, quiet=True)
+    assert "LayerNorms" in check("04.1", 4 * 768 * 768 + 4 * 768 + 8 * 768 * 768 + 5 * 768, quiet=True).message
+    assert "biases" in check("04.1", 12 * 768 * 768 + 4 * 768, quiet=True).message
+    assert check("04.3", 4, quiet=True) and "32 / 8" in check("04.3", 8, quiet=True).message
+    assert check("04.4", "yes", quiet=True) and not check("04.4", "no", quiet=True)
+
+    def right(q, k, v):
+        T, d = q.shape
+        s = (q @ k.T / math.sqrt(d)).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+        return torch.softmax(s, -1) @ v
+
+    def unmasked(q, k, v):
+        return torch.softmax(q @ k.T / math.sqrt(q.shape[1]), -1) @ v
+
+    def mask_after_softmax(q, k, v):
+        T = q.shape[0]
+        w = torch.softmax(q @ k.T / math.sqrt(q.shape[1]), -1)
+        return w.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("nan")) @ v
+
+    assert check("04.2", right, quiet=True)
+    assert not check("04.2", unmasked, quiet=True)
+    assert "before" in check("04.2", mask_after_softmax, quiet=True).message
