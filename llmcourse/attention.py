@@ -239,19 +239,24 @@ class MultiHeadAttention(nn.Module):
         self.weights: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, memory: torch.Tensor | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None, cache=None) -> torch.Tensor:
         """x: ``(B, Tq, d_model)``; memory: ``(B, Tk, d_model)`` or None (self-attention);
-        mask: bool ``(Tq, Tk)`` / ``(B, Tq, Tk)``, True = may attend (None = all);
-        rope: ``(cos, sin)`` for the query positions (self-attention only). Returns ``(B, Tq, d_model)``."""
+        mask: bool ``(Tq, Tk)`` / ``(B, Tq, Tk)``, True = may attend (None = all), where Tk counts the
+        cached keys too; rope: ``(cos, sin)`` tables whose last Tq rows are the new positions;
+        cache: a :class:`llmcourse.generation.LayerKV` that keeps this layer's keys and values (the new
+        ones are appended). Returns ``(B, Tq, d_model)``."""
         B, Tq, _ = x.shape
         src = x if memory is None else memory
-        Tk = src.shape[1]
-        mask = check_mask(mask, B, Tq, Tk)
+        Tnew = src.shape[1]
         q = self.q(x).view(B, Tq, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, Tq, hd)
-        k, v = self.kv(src).view(B, Tk, 2, self.n_kv_head, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, KV, Tk, hd)
-        if rope is not None:
+        k, v = self.kv(src).view(B, Tnew, 2, self.n_kv_head, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, KV, Tnew, hd)
+        if rope is not None:  # queries and the new keys sit at the last positions of the tables
             cos, sin = rope
-            q, k = apply_rope(q, cos[-Tq:], sin[-Tq:]), apply_rope(k, cos[:Tk], sin[:Tk])
+            q, k = apply_rope(q, cos[-Tq:], sin[-Tq:]), apply_rope(k, cos[-Tnew:], sin[-Tnew:])
+        if cache is not None:  # keys and values of earlier tokens never change: keep them, add the new
+            k, v = cache.append(k, v)  # (B, KV, Tk, hd)
+        Tk = k.shape[2]
+        mask = check_mask(mask, B, Tq, Tk)
         if self.n_kv_head != self.n_head:  # each key/value head serves a group of query heads
             group = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, Tk, hd)

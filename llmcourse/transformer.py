@@ -374,8 +374,8 @@ class Block(nn.Module):
         self.mlp = _feed_forward(config)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x, mask=None, rope=None, memory=None, memory_mask=None):
-        x = x + self.drop(self.attn(self.norm_1(x), mask, rope=rope))
+    def forward(self, x, mask=None, rope=None, memory=None, memory_mask=None, cache=None):
+        x = x + self.drop(self.attn(self.norm_1(x), mask, rope=rope, cache=cache))
         if self.cross is not None:
             x = x + self.drop(self.cross(self.norm_c(x), memory_mask, memory=memory))
         return x + self.mlp(self.norm_2(x))
@@ -397,14 +397,16 @@ class _Embedding(nn.Module):
             self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, ids: torch.Tensor):
+    def forward(self, ids: torch.Tensor, offset: int = 0):
+        """ids: ``(B, T)`` at positions ``offset .. offset + T - 1`` -> ``(x (B, T, d), rope tables or None)``."""
         T = ids.shape[1]
         x = self.tok(ids)  # (B, T, d)
         if self.pos is not None:
-            x = x + self.pos(torch.arange(T, device=ids.device))
+            x = x + self.pos(torch.arange(offset, offset + T, device=ids.device))
         elif self.config.position == "sinusoidal":
-            x = x + self.sinusoid[:T]
-        rope = (self.rope_cos[:T], self.rope_sin[:T]) if self.config.position == "rope" else None
+            x = x + self.sinusoid[offset : offset + T]
+        end = offset + T
+        rope = (self.rope_cos[:end], self.rope_sin[:end]) if self.config.position == "rope" else None
         return self.drop(x), rope
 
 
@@ -490,6 +492,30 @@ class TransformerLM(LanguageModel):
         x, rope = self.embed(ids)
         for block in self.blocks:
             x = block(x, mask, rope)
+        return self.head(self.norm_f(x))
+
+    def new_cache(self):
+        """An empty :class:`llmcourse.generation.KVCache` for this model."""
+        from llmcourse.generation import KVCache
+
+        return KVCache(self.config.n_layer)
+
+    def forward_cached(self, ids, cache) -> torch.Tensor:
+        """Read ``ids: (B, T)`` after the tokens already in ``cache`` (a :meth:`new_cache`), using and
+        extending the cached keys and values: logits ``(B, T, V)``, the same as reading the whole text at
+        once. The cache's text plus ``ids`` must fit in the context (``block_size``)."""
+        ids = self._check_forward_ids(ids)
+        B, T = ids.shape
+        offset = cache.length
+        if offset + T > self.config.block_size:
+            raise ValueError(f"the cache holds {offset} tokens and ids {T}: more than the model's context "
+                             f"block_size = {self.config.block_size}")
+        x, rope = self.embed(ids, offset)
+        # query i (at position offset + i) may see keys 0 .. offset + i
+        mask = torch.ones(T, offset + T, dtype=torch.bool, device=ids.device).tril(diagonal=offset)
+        for block, layer in zip(self.blocks, cache.layers):
+            x = block(x, mask, rope, cache=layer)
+        cache.length += T
         return self.head(self.norm_f(x))
 
     def auxiliary_loss(self) -> torch.Tensor | None:
