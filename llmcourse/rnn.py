@@ -48,15 +48,12 @@ Training and scoring the LSTM of notebook 03 (about a minute on 2 CPU cores; see
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmcourse.notebook import progress
 
 __all__ = [
     "CELLS",
@@ -559,229 +556,18 @@ def evaluate(model: LanguageModel, ids, seq_len: int = 512, batch_size: int = 16
 
 
 # ----------------------------------------------------------------------------------------------------
-# training: AdamW, clipping, a schedule, truncated BPTT with the state carried between chunks
+# training lives in llmcourse.training (notebook 05 grows it into a full pretraining loop); the names
+# notebooks 03 and 04 import from here still work.
+
+_MOVED_TO_TRAINING = ("SCHEDULES", "TrainingHistory", "train_language_model", "_lr_factor")
 
 
-@dataclass
-class TrainingHistory:
-    """What :func:`train_language_model` measured, one entry per evaluation.
+def __getattr__(name: str):
+    if name in _MOVED_TO_TRAINING:
+        from llmcourse import training
 
-    ``steps``: optimiser steps done; ``train_loss``: mean training loss (nats) since the previous entry;
-    ``val_loss``: loss (nats) on the validation sample; ``seconds``: training time so far (evaluation
-    excluded); ``grad_norm``: mean gradient norm *before* clipping since the previous entry; ``lr``: the
-    learning rate at that step. ``total_steps``, ``train_seconds`` and ``tokens_seen`` sum up the run.
-    """
-
-    steps: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    grad_norm: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    total_steps: int = 0
-    train_seconds: float = 0.0
-    tokens_seen: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-SCHEDULES = ("constant", "cosine", "linear")
-
-
-def _lr_factor(schedule: str, progress_frac: float, warmup_frac: float, min_lr_ratio: float) -> float:
-    """The learning-rate multiplier at a point ``progress_frac`` in [0, 1] of the run."""
-    if progress_frac < warmup_frac:
-        return (progress_frac + 1e-9) / warmup_frac
-    if schedule == "constant":
-        return 1.0
-    p = min(1.0, (progress_frac - warmup_frac) / max(1e-9, 1 - warmup_frac))
-    decay = 0.5 * (1 + math.cos(math.pi * p)) if schedule == "cosine" else 1 - p
-    return min_lr_ratio + (1 - min_lr_ratio) * decay
-
-
-def _validation_sample(val_ids: torch.Tensor, n: int) -> torch.Tensor:
-    """A fixed, evenly spread part of the validation split for the evaluations during training.
-
-    Scoring all of it at every evaluation would cost more than the training in a short budget; 8 pieces
-    spread over the split give a stable estimate. :func:`evaluate` on the whole split is the real figure.
-    """
-    if n >= len(val_ids):
-        return val_ids
-    pieces, size = 8, n // 8
-    starts = np.linspace(0, len(val_ids) - size, pieces).astype(int)
-    return torch.cat([val_ids[s : s + size] for s in starts])
-
-
-def train_language_model(
-    model: LanguageModel,
-    train_ids,
-    val_ids,
-    *,
-    seconds: float | None = None,
-    steps: int | None = None,
-    batch_size: int = 32,
-    seq_len: int = 64,
-    lr: float = 5e-3,
-    clip: float | None = 1.0,
-    eval_every: int = 100,
-    seed: int = 0,
-    weight_decay: float = 0.0,
-    schedule: str = "cosine",
-    warmup: float = 0.0,
-    min_lr_ratio: float = 0.1,
-    carry_state: bool | None = None,
-    eval_tokens: int = 65_536,
-    show_progress: bool = True,
-) -> TrainingHistory:
-    """Train ``model`` on ``train_ids`` with AdamW until ``steps`` steps or ``seconds`` of training.
-
-    Batches (truncated BPTT): the training text is cut into ``batch_size`` contiguous streams, and step k
-    reads chunk k of every stream (``seq_len`` tokens) and predicts each chunk's next tokens. With
-    ``carry_state`` the state at the end of chunk k, detached, starts chunk k + 1, so the model learns to
-    use context from before the chunk that it cannot back-propagate into. At the end of the text a new
-    epoch starts from a fresh state at a random offset (so chunk boundaries move).
-
-    Each step: cross-entropy loss, backward, gradient norm clipped to ``clip`` (the defence against
-    exploding gradients: a step can never be longer than ``lr * clip`` in SGD terms), AdamW step.
-
-    Determinism: the initial offset and batches come from ``seed``; with ``steps`` the run is the same
-    every time on one machine. With only ``seconds`` the number of steps, and so the result, depends on
-    the speed of the machine: use it to explore, then fix ``steps`` for numbers a notebook shows.
-
-    Args:
-        model: a model of this module (its parameters are updated in place).
-        train_ids, val_ids: ``(T,)`` token ids (numpy arrays or tensors).
-        seconds: stop after this much training time (evaluation not counted).
-        steps: stop after this many optimiser steps. At least one of the two; with both, whichever comes
-            first (the schedule follows ``steps``).
-        batch_size, seq_len: streams per batch and tokens per chunk. On a CPU the speed per token
-            hardly depends on them, so small batches (many small steps) learn most in a fixed time.
-        lr: peak learning rate (on Shakespeare characters, 1e-2 was best for the MLP, GRU and LSTM
-            and 5e-3 for the tanh RNN). clip: max gradient norm (None = no clipping).
-        eval_every: steps between evaluations on a sample of ``eval_tokens`` validation tokens (also done
-            at the end).
-        seed: seeds the data order (the model's initialisation is seeded where it is built).
-        weight_decay: AdamW's decoupled weight decay.
-        schedule: ``"cosine"`` (default), ``"linear"`` or ``"constant"``: decay from ``lr`` to
-            ``lr * min_lr_ratio`` over the run, after a linear warm-up over the first ``warmup`` fraction.
-        carry_state: carry the state between consecutive chunks (truncated BPTT) or start every chunk
-            from zeros; None = the model's ``carries_state`` (True for recurrent models, False for a
-            Transformer, which trains on independent windows of ``seq_len <= context_size`` tokens).
-        show_progress: a progress bar (``llmcourse.progress``, silent in CI).
-
-    Returns:
-        a :class:`TrainingHistory`.
-    """
-    if seconds is None and steps is None:
-        raise ValueError("give seconds (a training-time budget) or steps (a step count), or both")
-    if seconds is not None:
-        seconds = _check_number("seconds", seconds, 0.0, strict=True)
-    if steps is not None:
-        steps = _check_int("steps", steps)
-    batch_size, seq_len = _check_int("batch_size", batch_size), _check_int("seq_len", seq_len)
-    eval_every = _check_int("eval_every", eval_every)
-    lr = _check_number("lr", lr, 0.0, strict=True)
-    if clip is not None:
-        clip = _check_number("clip", clip, 0.0, strict=True)
-    weight_decay = _check_number("weight_decay", weight_decay, 0.0)
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
-    warmup = _check_number("warmup", warmup, 0.0)
-    min_lr_ratio = _check_number("min_lr_ratio", min_lr_ratio, 0.0)
-    if warmup >= 1 or min_lr_ratio > 1:
-        raise ValueError(
-            f"warmup must be in [0, 1) and min_lr_ratio in [0, 1]; got {warmup!r} and {min_lr_ratio!r}"
-        )
-    _check_int("seed", seed, minimum=0)
-    train_ids = _as_ids(train_ids, model.vocab_size, "train_ids", ndim=1)
-    val_ids = _as_ids(val_ids, model.vocab_size, "val_ids", ndim=1)
-    if len(train_ids) < batch_size * (seq_len + 1):
-        raise ValueError(
-            f"train_ids has {len(train_ids)} tokens, fewer than batch_size * (seq_len + 1) = "
-            f"{batch_size * (seq_len + 1)}: lower batch_size or seq_len"
-        )
-    if len(val_ids) < 2:
-        raise ValueError(f"val_ids must hold at least 2 tokens; got {len(val_ids)}")
-
-    if carry_state is None:
-        carry_state = model.carries_state
-    if model.context_size is not None and seq_len > model.context_size:
-        raise ValueError(f"seq_len = {seq_len} is longer than the model's context ({model.context_size} tokens)")
-    device = model._device()
-    rng = np.random.default_rng(seed)
-    decay, no_decay = [], []  # weight decay on matrices only, as is usual: not on biases or embeddings
-    for name, p in model.named_parameters():
-        (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
-    )
-    val_sample = _validation_sample(val_ids, eval_tokens)
-    history = TrainingHistory()
-
-    def new_epoch():
-        # A random offset moves the chunk boundaries from one epoch to the next.
-        offset = int(rng.integers(0, seq_len))
-        inputs, targets = _streams(train_ids[offset:], batch_size)
-        n_chunks = inputs.shape[1] // seq_len  # whole chunks only (padded targets are -100: ignored)
-        return inputs, targets, n_chunks
-
-    inputs, targets, n_chunks = new_epoch()
-    chunk, state = 0, None
-    step, train_time = 0, 0.0
-    loss_sum, grad_sum, n_since = 0.0, 0.0, 0
-    bar = progress(total=steps if steps is not None else seconds, disable=not show_progress,
-                   unit="step" if steps is not None else "s", leave=False)
-    model.train()
-    try:
-        while True:
-            t0 = time.perf_counter()
-            # The schedule follows the step count when there is one, else the clock.
-            frac = step / steps if steps is not None else train_time / seconds
-            for g in opt.param_groups:
-                g["lr"] = lr * _lr_factor(schedule, frac, warmup, min_lr_ratio)
-            if chunk == n_chunks:
-                inputs, targets, n_chunks = new_epoch()
-                chunk, state = 0, None
-            sl = slice(chunk * seq_len, (chunk + 1) * seq_len)
-            x, y = inputs[:, sl].to(device), targets[:, sl].to(device)
-            chunk += 1
-            logits, new_state = model(x, state if carry_state else None)
-            state = detach_state(new_state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            aux = model.auxiliary_loss()
-            opt.zero_grad(set_to_none=True)
-            (loss if aux is None else loss + aux).backward()
-            params = [p for p in model.parameters() if p.grad is not None]
-            if clip is not None:
-                gnorm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-            else:
-                gnorm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
-            opt.step()
-            step += 1
-            loss_sum, grad_sum, n_since = loss_sum + loss.item(), grad_sum + gnorm, n_since + 1
-            dt = time.perf_counter() - t0
-            train_time += dt
-            bar.update(1 if steps is not None else min(dt, max(0.0, seconds - bar.n)))
-            done = (steps is not None and step >= steps) or (seconds is not None and train_time >= seconds)
-            if step % eval_every == 0 or done:
-                val = evaluate(model, val_sample, seq_len=max(seq_len, 256), batch_size=16)["loss_nats"]
-                model.train()
-                history.steps.append(step)
-                history.train_loss.append(loss_sum / n_since)
-                history.val_loss.append(val)
-                history.seconds.append(train_time)
-                history.grad_norm.append(grad_sum / n_since)
-                history.lr.append(opt.param_groups[0]["lr"])
-                loss_sum, grad_sum, n_since = 0.0, 0.0, 0
-                bar.set_postfix(train=f"{history.train_loss[-1]:.3f}", val=f"{val:.3f}")
-            if done:
-                break
-    finally:
-        bar.close()
-    history.total_steps, history.train_seconds = step, train_time
-    history.tokens_seen = step * batch_size * seq_len
-    return history
+        return getattr(training, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------------------------------

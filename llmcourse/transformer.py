@@ -671,7 +671,7 @@ def train_seq2seq(model: Seq2SeqModel, task, *, steps: int = 600, batch_size: in
     right, by greedy decoding) on ``eval_size`` new examples, ``parameters`` and ``seconds``.
     """
     from llmcourse.notebook import progress
-    from llmcourse.rnn import _lr_factor
+    from llmcourse.training import lr_factor as _lr_factor
 
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)

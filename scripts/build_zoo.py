@@ -22,7 +22,8 @@ import torch
 from llmcourse import seed_everything
 from llmcourse.datasets import load_shakespeare, sha256_file, write_atomic
 from llmcourse.ngram import CharVocab
-from llmcourse.rnn import evaluate, train_language_model
+from llmcourse.rnn import evaluate
+from llmcourse.training import train_language_model
 from llmcourse.zoo import build_model, zoo_dir
 
 ZOO: dict[str, dict] = {
