@@ -13,6 +13,7 @@ test checks that every card's recorded validation loss reproduces from the commi
     >>> from llmcourse import zoo
     >>> model, card = zoo.load("char-lstm-shakespeare")            # doctest: +SKIP
     >>> card["metrics"]["val_bits_per_char"]                        # doctest: +SKIP
+    >>> tok = zoo.tokenizer(card)                                    # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def names() -> list[str]:
 
 
 def _architectures() -> dict[str, type]:
-    from llmcourse import rnn
+    from llmcourse import rnn, transformer
 
-    return {"RecurrentLanguageModel": rnn.RecurrentLanguageModel, "MLPLanguageModel": rnn.MLPLanguageModel}
+    return {"RecurrentLanguageModel": rnn.RecurrentLanguageModel, "MLPLanguageModel": rnn.MLPLanguageModel,
+            "TransformerLM": transformer.TransformerLM}
 
 
 def card(name: str) -> dict[str, Any]:
@@ -80,6 +82,10 @@ def build_model(info: dict[str, Any]):
     arch = info.get("architecture")
     if arch not in archs:
         raise ZooError(f"card names architecture {arch!r}; known: {sorted(archs)}")
+    if arch == "TransformerLM":  # its configuration is a TransformerConfig, stored as a dict
+        from llmcourse.transformer import TransformerConfig
+
+        return archs[arch](TransformerConfig.from_dict(info["config"]))
     return archs[arch](**info["config"])
 
 
@@ -98,6 +104,27 @@ def load(name: str, device: str | None = None):
     if missing or unexpected:
         raise ZooError(f"zoo model {name!r} does not fit its card's configuration: missing {missing}, unexpected {unexpected}")
     return model.eval(), info
+
+
+def tokenizer(info: dict[str, Any]):
+    """The tokenizer a zoo model was trained with: a :class:`~llmcourse.ngram.CharVocab` for a
+    character model, a :class:`~llmcourse.tokenization.BPETokenizer` (its file checked against the
+    sha256 on the card) for a BPE model. Both have ``encode(text)`` and ``decode(ids)``."""
+    tok = info["tokenizer"]
+    if tok.get("kind") == "char":
+        return char_vocab(info)
+    if tok.get("kind") == "bpe":
+        from llmcourse.datasets import sha256_file
+        from llmcourse.tokenization import BPETokenizer
+
+        path = zoo_dir() / tok["file"]
+        fix = f"rebuild it with `python scripts/build_zoo.py {info['name']}` or `git checkout -- zoo/`"
+        if not path.is_file():
+            raise ZooError(f"zoo model {info['name']!r}: tokenizer file {path} is missing; {fix}")
+        if sha256_file(path) != tok["sha256"]:
+            raise ZooError(f"zoo model {info['name']!r}: {path.name} does not match the sha256 on its card; {fix}")
+        return BPETokenizer.load(path)
+    raise ZooError(f"model {info.get('name')!r} has an unknown tokenizer kind {tok.get('kind')!r}")
 
 
 def char_vocab(info: dict[str, Any]):

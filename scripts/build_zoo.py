@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
 
+import numpy as np
 import torch
 
 from llmcourse import seed_everything
 from llmcourse.datasets import load_shakespeare, sha256_file, write_atomic
 from llmcourse.ngram import CharVocab
 from llmcourse.rnn import evaluate
-from llmcourse.training import train_language_model
+from llmcourse.training import Trainer, TrainConfig
 from llmcourse.zoo import build_model, zoo_dir
 
 ZOO: dict[str, dict] = {
@@ -33,57 +35,119 @@ ZOO: dict[str, dict] = {
             "notebook can afford. Notebook 03 loads it to show where an LSTM overtakes the best n-gram."
         ),
         "architecture": "RecurrentLanguageModel",
+        "tokenizer": {"kind": "char"},
         "config": {"d_embed": 64, "d_hidden": 512, "n_layers": 1, "cell": "lstm", "dropout": 0.0},
+        # built before the trainer used fused AdamW; these settings rebuild it exactly
         "training": {"steps": 12000, "batch_size": 16, "seq_len": 64, "lr": 0.005, "clip": 1.0,
-                     "schedule": "cosine", "seed": 0},
+                     "schedule": "cosine", "seed": 0, "eval_every": 500, "fused": False},
+    },
+    "char-transformer-shakespeare": {
+        "description": (
+            "A LLaMA-style character-level Transformer (4 layers, width 128, context 128) pretrained on the "
+            "Shakespeare train split with the course trainer. Notebook 05 loads it as the pretrained base "
+            "that later notebooks fine-tune."
+        ),
+        "architecture": "TransformerLM",
+        "tokenizer": {"kind": "char"},
+        "config": {"style": "llama", "block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 128},
+        "training": {"steps": 3600, "batch_size": 32, "seq_len": 128, "lr": 0.005, "warmup": 0.03,
+                     "weight_decay": 0.1, "clip": 1.0, "schedule": "cosine", "seed": 0},
+    },
+    "bpe-transformer-shakespeare": {
+        "description": (
+            "The same LLaMA-style Transformer over byte-level BPE tokens (the notebook-02 trainer, 1,024 ids "
+            "learned on the train split): each position sees about 2.4 characters, so its 128-token context "
+            "covers some 300 characters of a play."
+        ),
+        "architecture": "TransformerLM",
+        "tokenizer": {"kind": "bpe", "vocab_size": 1024, "special_tokens": ["<|endoftext|>"]},
+        "config": {"style": "llama", "block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 128},
+        "training": {"steps": 2400, "batch_size": 32, "seq_len": 128, "lr": 0.005, "warmup": 0.03,
+                     "weight_decay": 0.1, "clip": 1.0, "schedule": "cosine", "seed": 0},
     },
 }
+
+
+def _tokenizer(name: str, spec: dict, train_text: str, out):
+    """The tokenizer and its card entry (a BPE tokenizer is saved next to the weights)."""
+    if spec["kind"] == "char":
+        vocab = CharVocab.from_text(train_text, unk_token="<unk>")
+        entry = {"kind": "char", "chars": "".join(vocab.itos[: len(vocab.stoi)]), "unk_token": "<unk>"}
+        return vocab, entry
+    from llmcourse.tokenization import train_bpe
+
+    tok = train_bpe(train_text, spec["vocab_size"], special_tokens=spec["special_tokens"])
+    path = out / f"{name}.tokenizer.json"
+    tok.save(path)
+    entry = {"kind": "bpe", "file": path.name, "sha256": sha256_file(path), "vocab_size": tok.vocab_size,
+             "trained_on": "llmcourse.datasets.load_shakespeare('train') with llmcourse.tokenization.train_bpe"}
+    return tok, entry
+
+
+def _model_config(spec: dict, vocab_size: int) -> dict:
+    config = dict(spec["config"])
+    if spec["architecture"] != "TransformerLM":
+        return {"vocab_size": vocab_size, **config}
+    from llmcourse.transformer import TransformerConfig
+
+    style, block = config.pop("style"), config.pop("block_size")
+    make = TransformerConfig.llama if style == "llama" else TransformerConfig.gpt
+    return make(vocab_size, block, **config).as_dict()
 
 
 def build(name: str) -> dict:
     spec = ZOO[name]
     train_text, valid_text = load_shakespeare("train"), load_shakespeare("validation")
-    vocab = CharVocab.from_text(train_text, unk_token="<unk>")
-    train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
+    out = zoo_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    tok, tok_entry = _tokenizer(name, spec["tokenizer"], train_text, out)
+    train_ids = np.asarray(tok.encode(train_text), dtype=np.int64)
+    valid_ids = np.asarray(tok.encode(valid_text), dtype=np.int64)
+    vocab_size = tok.size if hasattr(tok, "size") else tok.vocab_size
     training = dict(spec["training"])
-    seed = training.pop("seed")
     card = {
         "name": name,
         "description": spec["description"],
         "architecture": spec["architecture"],
-        "config": {"vocab_size": vocab.size, **spec["config"]},
-        "tokenizer": {"kind": "char", "chars": "".join(vocab.itos[: len(vocab.stoi)]), "unk_token": "<unk>"},
+        "config": _model_config(spec, vocab_size),
+        "tokenizer": tok_entry,
         "data": "llmcourse.datasets.load_shakespeare('train'); metrics on 'validation'",
-        "training": {**spec["training"]},
+        "training": TrainConfig(**training).as_dict(),
         "command": f"python scripts/build_zoo.py {name}",
     }
-    seed_everything(seed)
+    seed_everything(training["seed"])
     model = build_model(card)
+    training.setdefault("eval_every", max(1, training["steps"] // 24))
+    trainer = Trainer(model, train_ids, valid_ids, TrainConfig(**training))
     start = time.perf_counter()
-    history = train_language_model(model, train_ids, valid_ids, seed=seed, eval_every=500, **training)
+    history = trainer.fit()
     seconds = time.perf_counter() - start
     metrics = evaluate(model, valid_ids)
-    out = zoo_dir()
-    out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{name}.safetensors"
     from safetensors.torch import save
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     write_atomic(weights, save(state, metadata={"name": name}))
+    total_nats = metrics["loss_nats"] * metrics["n_tokens"]
+    chars = len(valid_text) - len(tok.decode(valid_ids[:1].tolist()))  # characters predicted
+    curve = {k: v for k, v in history.as_dict().items() if k != "step_losses"}
     card.update(
         {
             "file": weights.name,
             "sha256": sha256_file(weights),
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": model.num_parameters(),
             "train_seconds": round(seconds, 1),
+            "tokens_per_second": round(history.tokens_per_second),
             "built_with": {"torch": torch.__version__, "python": platform.python_version(),
                            "threads": torch.get_num_threads(), "machine": platform.machine()},
             "metrics": {
                 "val_loss_nats": round(metrics["loss_nats"], 6),
-                "val_bits_per_char": round(metrics["bits_per_char"], 6),
                 "val_perplexity": round(metrics["perplexity"], 6),
+                "val_tokens": metrics["n_tokens"],
+                # per character of text, comparable across tokenizers
+                "val_bits_per_char": round(total_nats / chars / math.log(2), 6),
             },
-            "history": history.as_dict(),
+            "history": curve,
         }
     )
     write_atomic(out / f"{name}.json", (json.dumps(card, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
