@@ -35,6 +35,30 @@ def training_flops(n_params: float, n_tokens: float) -> float:
     return 6.0 * _positive(n_params, "n_params") * _positive(n_tokens, "n_tokens")
 
 
+def flops_per_token(n_params: float, n_layer: int, seq_len: int, d_model: int) -> float:
+    """Training FLOPs per token of a decoder-only Transformer: ``6·N + 12·L·T·d`` (PaLM, appendix B).
+
+    ``6·N``: every weight matrix costs 2 FLOPs per parameter per token forward, twice that backward.
+    ``12·L·T·d``: attention's two products (queries × keys, weights × values) cost ``2·T·d`` FLOPs each
+    per token and layer forward, times 3 for the backward pass; a causal mask needs only half of that,
+    but the kernels compute it all, so MFU counts it all (as nanoGPT and PaLM do). N counts the weights
+    a token's computation multiplies: every parameter except the position-embedding table (a tied
+    token embedding counts once, as the output layer).
+    """
+    for name, v in (("n_layer", n_layer), ("seq_len", seq_len), ("d_model", d_model)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    return 6.0 * _positive(n_params, "n_params") + 12.0 * n_layer * seq_len * d_model
+
+
+def mfu(tokens_per_second: float, flops_per_token_: float, peak_flops: float) -> float:
+    """Model FLOPs utilisation: the FLOP/s the model's arithmetic needs at this throughput, as a
+    fraction of ``peak_flops`` (measure it with :func:`measure_matmul_flops`; never a quoted figure
+    for hardware you are not running on)."""
+    return (_positive(tokens_per_second, "tokens_per_second") * _positive(flops_per_token_, "flops_per_token")
+            / _positive(peak_flops, "peak_flops"))
+
+
 def weight_memory_bytes(n_params: float, precision: str = "fp16") -> float:
     """Bytes to hold the weights alone at ``precision`` (one of ``BYTES_PER_PARAM``)."""
     if precision not in BYTES_PER_PARAM:

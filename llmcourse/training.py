@@ -792,11 +792,12 @@ def _load_data(spec: str) -> tuple[Any, Any, int]:
         return vocab.encode(train), vocab.encode(val), vocab.size
     path = Path(spec)
     if path.suffix == ".bin" and path.is_file():
-        from llmcourse.data_pipeline import load_packed
+        from llmcourse.data_pipeline import _sidecar, load_packed
 
-        tokens, meta = load_packed(path)
-        n_val = max(2, len(tokens) // 20)
-        vocab = int(meta.get("vocab_size", int(np.max(tokens)) + 1))
+        tokens = load_packed(path)
+        meta = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+        n_val = max(2, len(tokens) // 20)  # the last 5% of the tokens validate
+        vocab = int(meta["vocab_size"])
         return tokens[:-n_val], tokens[-n_val:], vocab
     raise ValueError(f"--data must be 'shakespeare-char' or a packed .bin file; got {spec!r}")
 

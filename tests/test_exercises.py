@@ -134,3 +134,38 @@ def test_notebook_04_checkers_accept_right_answers_and_name_the_mistakes():
     assert check("04.2", right, quiet=True)
     assert not check("04.2", unmasked, quiet=True)
     assert "before" in check("04.2", mask_after_softmax, quiet=True).message
+
+
+def test_notebook_05_checkers_accept_right_answers_and_name_the_mistakes():
+    import torch
+
+    assert check("05.1", 1 - (1 - 0.8**6) ** 21, quiet=True)
+    assert "one band" in check("05.1", 0.8**6, quiet=True).message
+    assert "swapped" in check("05.1", 1 - (1 - 0.8**21) ** 6, quiet=True).message
+    assert check("05.3", 5.5e-4, quiet=True) and "floor" in check("05.3", 5e-4, quiet=True).message
+    assert check("05.4", 75_497_472, quiet=True)
+    assert "4 bytes" in check("05.4", 75_497_472 // 4, quiet=True).message
+
+    def right(probs, p):
+        order = torch.argsort(probs, descending=True)
+        before = torch.cumsum(probs[order], 0) - probs[order]
+        keep = torch.zeros_like(probs, dtype=torch.bool)
+        keep[order] = before < p
+        out = torch.where(keep, probs, torch.zeros_like(probs))
+        return out / out.sum()
+
+    def one_too_few(probs, p):  # stops before the token that reaches p
+        order = torch.argsort(probs, descending=True)
+        keep = torch.zeros_like(probs, dtype=torch.bool)
+        keep[order] = torch.cumsum(probs[order], 0) < p
+        keep[order[0]] = True
+        out = torch.where(keep, probs, torch.zeros_like(probs))
+        return out / out.sum()
+
+    def unnormalised(probs, p):
+        r = right(probs, p)
+        return r * probs[r > 0].sum()
+
+    assert check("05.2", right, quiet=True)
+    assert "too few" in check("05.2", one_too_few, quiet=True).message
+    assert "renormalise" in check("05.2", unnormalised, quiet=True).message

@@ -71,3 +71,16 @@ def test_size_report_numbers():
         size_report("GPT-3", "fp16", 0)
     with pytest.raises(ValueError, match="precision"):
         size_report("GPT-3", "fp9", 1e11)
+
+
+def test_flops_per_token_is_6n_plus_the_attention_term():
+    from llmcourse.scaling import flops_per_token, mfu
+
+    # GPT-2 small at context 1024, position table excluded (nanoGPT's estimate_mfu counts the same):
+    n = 124_439_808 - 1024 * 768
+    assert flops_per_token(n, 12, 1024, 768) == 6 * n + 12 * 12 * 1024 * 768 == 855_166_464
+    assert mfu(1000.0, 855_166_464, 855_166_464 * 4000) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="seq_len"):
+        flops_per_token(n, 12, 0, 768)
+    with pytest.raises(ValueError, match="peak_flops"):
+        mfu(1.0, 1.0, 0.0)

@@ -344,3 +344,19 @@ def test_two_processes_with_half_batches_match_one_with_the_whole(tmp_path):
     ha = json.loads((tmp_path / "one" / "history.json").read_text())
     hb = json.loads((tmp_path / "two" / "history.json").read_text())
     assert ha["step_losses"] == pytest.approx(hb["step_losses"], abs=1e-5)
+
+
+def test_live_loss_plot_draws_the_history(data):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from llmcourse.plotting import LiveLossPlot
+
+    vocab, train, val = data
+    live = LiveLossPlot("tiny")
+    cfg = TrainConfig(steps=30, batch_size=8, seq_len=32, eval_every=10)
+    history = Trainer(tiny_transformer(vocab.size), train, val, cfg, show_progress=False, callback=live).fit()
+    train_line, val_line = live.ax.get_lines()
+    assert list(train_line.get_xdata()) == history.steps == [10, 20, 30]
+    assert list(val_line.get_ydata()) == history.val_loss
+    assert "step 30" in live.ax.get_title()

@@ -1,0 +1,128 @@
+"""The course trainer against nanoGPT's CPU configuration, then the course recipe in the same budget.
+
+1. **Throughput.** nanoGPT's documented CPU run of ``train_shakespeare_char`` (4 layers, 4 heads,
+   width 128, context 64, batch 12, 2000 iterations, lr 1e-3, no dropout, no biases; warm-up 100,
+   cosine to lr/10, AdamW betas (0.9, 0.99), weight decay 0.1, clipping 1.0) runs at about 17,000
+   training tokens per second on the course's 2-core reference machine and reaches a validation loss
+   of about 1.88 in about 95 seconds. This script trains the same model with the same settings through
+   :class:`llmcourse.training.Trainer` and prints its tokens per second, the ratio to 17,000, and its
+   model FLOPs utilisation (:func:`llmcourse.scaling.flops_per_token`) against the float32
+   matrix-multiply peak measured here (:func:`llmcourse.scaling.measure_matmul_flops`).
+2. **Precision.** The same configuration with bf16 autocast, where the CPU has bf16 instructions.
+3. **Same wall-clock budget.** The course's pretraining recipe (LLaMA style: RMSNorm, SwiGLU, rotary
+   positions; narrower and shallower; a 10x higher peak learning rate; batch 32; warm-up 5%, cosine)
+   trains for as many seconds as the nanoGPT configuration took, and both are scored on the whole
+   validation split.
+4. **KV cache**: ``benchmarks/kv_cache.py``'s measurement (500 greedy tokens with and without).
+
+The corpus is the course's Shakespeare (the complete plays, 4.3M training characters, 72 symbols), not
+nanoGPT's tinyshakespeare (1.0M characters, 65 symbols), so validation losses compare between the two
+runs here, not with nanoGPT's 1.88.
+
+    python benchmarks/pretraining.py            # about 5 minutes on 2 cores
+    python benchmarks/pretraining.py --quick    # 300 steps each, a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from llmcourse.datasets import load_shakespeare
+from llmcourse.ngram import CharVocab
+from llmcourse.rnn import evaluate
+from llmcourse.scaling import flops_per_token, measure_matmul_flops, mfu
+from llmcourse.training import TrainConfig, Trainer, bf16_supported
+from llmcourse.transformer import TransformerConfig, TransformerLM
+
+NANOGPT_TOKENS_PER_SECOND = 17_000  # nanoGPT itself, this configuration, the 2-core reference machine
+NANOGPT_SECONDS = 95
+
+
+def nanogpt_model(vocab_size: int) -> TransformerLM:
+    torch.manual_seed(0)
+    return TransformerLM(TransformerConfig.gpt(vocab_size, 64, n_layer=4, n_head=4, n_embd=128, bias=False,
+                                               dropout=0.0))
+
+
+def nanogpt_config(steps: int, precision: str = "float32") -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=12, seq_len=64, lr=1e-3, warmup=100 / 2000, min_lr_ratio=0.1,
+                       betas=(0.9, 0.99), weight_decay=0.1, clip=1.0, eval_every=250, precision=precision)
+
+
+def course_model(vocab_size: int) -> TransformerLM:
+    """The course's default pretraining recipe for a CPU minute (also notebook 05's)."""
+    torch.manual_seed(0)
+    return TransformerLM(TransformerConfig.llama(vocab_size, 64, n_layer=3, n_head=4, n_embd=64))
+
+
+def course_config(seconds: float) -> TrainConfig:
+    return TrainConfig(seconds=seconds, batch_size=32, seq_len=64, lr=1e-2, warmup=0.05, min_lr_ratio=0.1,
+                       weight_decay=0.1, clip=1.0, eval_every=250)
+
+
+def model_flops(model: TransformerLM, seq_len: int) -> float:
+    c = model.config
+    n = model.num_parameters() - (model.embed.pos.weight.numel() if model.embed.pos is not None else 0)
+    return flops_per_token(n, c.n_layer, seq_len, c.n_embd)
+
+
+def run(name, model, config, train_ids, valid_ids, peak):
+    trainer = Trainer(model, train_ids, valid_ids, config, show_progress=False)
+    start = time.perf_counter()
+    history = trainer.fit()
+    wall = time.perf_counter() - start
+    val = evaluate(model, valid_ids)["loss_nats"]
+    tps = history.tokens_per_second
+    util = mfu(tps, model_flops(model, config.seq_len), peak)
+    print(f"{name:<34}{model.num_parameters():>10,}{history.total_steps:>7}{history.train_seconds:>9.1f}"
+          f"{wall:>8.1f}{tps:>10,.0f}{util:>8.1%}{val:>9.4f}", flush=True)
+    return history, val, tps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="300 steps instead of 2000")
+    parser.add_argument("--skip-kv", action="store_true", help="leave out the KV-cache measurement")
+    args = parser.parse_args()
+    steps = 300 if args.quick else 2000
+
+    train_text, valid_text = load_shakespeare("train"), load_shakespeare("validation")
+    vocab = CharVocab.from_text(train_text, unk_token="<unk>")
+    train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
+    peak = measure_matmul_flops(1024, repeats=10)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}; "
+          f"measured float32 matmul peak {peak / 1e9:.1f} GFLOP/s; bf16 on this CPU: {bf16_supported('cpu')}")
+    print(f"{'run':<34}{'params':>10}{'steps':>7}{'train s':>9}{'wall s':>8}{'tok/s':>10}{'MFU':>8}{'val loss':>9}")
+
+    nano_hist, nano_val, nano_tps = run("nanoGPT CPU config, float32", nanogpt_model(vocab.size), nanogpt_config(steps),
+                                train_ids, valid_ids, peak)
+    if bf16_supported("cpu"):
+        run("nanoGPT CPU config, bf16 autocast", nanogpt_model(vocab.size), nanogpt_config(min(steps, 300), "bfloat16"),
+            train_ids, valid_ids, peak)
+    budget = nano_hist.train_seconds
+    _, course_val, _ = run(f"course recipe, {budget:.0f} s budget", course_model(vocab.size), course_config(budget),
+                           train_ids, valid_ids, peak)
+
+    print(f"\nthroughput: {nano_tps:,.0f} tokens/s = {nano_tps / NANOGPT_TOKENS_PER_SECOND:.2f}x nanoGPT's "
+          f"{NANOGPT_TOKENS_PER_SECOND:,} on the reference machine")
+    print(f"same {budget:.0f} s of training: nanoGPT configuration {nano_val:.4f} nats "
+          f"({nano_val / 0.693147:.3f} bits/char), course recipe {course_val:.4f} nats "
+          f"({course_val / 0.693147:.3f} bits/char): {'course recipe lower' if course_val < nano_val else 'NOT lower'}")
+
+    status = 0 if course_val < nano_val else 1
+    if not args.skip_kv:
+        print("\nKV cache (benchmarks/kv_cache.py):", flush=True)
+        here = Path(__file__).resolve().parent
+        status |= subprocess.run([sys.executable, str(here / "kv_cache.py")]).returncode
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
