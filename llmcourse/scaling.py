@@ -8,10 +8,21 @@ derives and measures them):
 * weights take N × (bytes per parameter) of memory; training with mixed-precision Adam keeps
   16 bytes per parameter (fp16 weights 2 + fp16 gradients 2 + fp32 master weights 4 + Adam's two
   fp32 moments 8), before activations.
+
+Further down, the accounting a course on large models needs beyond those two rules:
+
+* how to split a compute budget between parameters and tokens (Chinchilla, Hoffmann et al. 2022):
+  :func:`chinchilla_loss`, :func:`chinchilla_optimal`, :func:`chinchilla_rule_of_thumb`;
+* how much of the 16 bytes per parameter each GPU holds when data-parallel training shards them
+  (ZeRO, Rajbhandari et al. 2020): :func:`zero_memory_per_device`;
+* the memory the activations take, which the 16 bytes leave out (Korthikanti et al. 2022):
+  :func:`activation_memory_bytes`;
+* how long a compute budget takes on given hardware: :func:`training_time_seconds`.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 from dataclasses import dataclass
@@ -186,3 +197,189 @@ def size_report(model: str, precision: str, flops_per_second: float, *, gpus: in
         lines.append(f"  on {gpus:,} H100 GPUs at {mfu:.0%} of their bf16 peak: {_duration(c / cluster)}")
     lines.append(f"  source: {m.source}")
     return "\n".join(lines)
+
+
+def _positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+# --- Chinchilla: how to spend a compute budget (Hoffmann et al. 2022) ---------------------------
+
+
+@dataclass(frozen=True)
+class ChinchillaFit:
+    """The parametric loss model ``L(N, D) = E + A / N**alpha + B / D**beta`` (loss in nats per token).
+
+    ``E`` is the loss of an ideal model on infinite data (the entropy of text itself, which no model
+    removes); ``A / N**alpha`` is what a model with only N parameters loses by being too small;
+    ``B / D**beta`` is what training on only D tokens loses by not having seen enough.
+    """
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("E", "A", "B", "alpha", "beta"):
+            _positive(getattr(self, name), name)
+
+
+CHINCHILLA_FIT = ChinchillaFit(
+    E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28,
+    source="Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models', section 3.3 "
+           "(approach 3, the parametric fit), equation (10)",
+)
+
+
+def chinchilla_loss(n_params: float, n_tokens: float, fit: ChinchillaFit = CHINCHILLA_FIT) -> float:
+    """Predicted final training loss (nats per token) of a model with ``n_params`` parameters
+    trained on ``n_tokens`` tokens: ``L(N, D) = E + A / N**alpha + B / D**beta``.
+
+    With the published constants, Chinchilla itself (70B parameters, 1.4T tokens) comes out at
+    about 1.94 nats; no amount of parameters or data gets below ``E = 1.69``. The fit describes
+    the paper's models on the paper's data (MassiveText); another data set has other constants.
+    """
+    if not isinstance(fit, ChinchillaFit):
+        raise ValueError(f"fit must be a ChinchillaFit, got {fit!r}")
+    n = _positive(n_params, "n_params")
+    d = _positive(n_tokens, "n_tokens")
+    return fit.E + fit.A / n**fit.alpha + fit.B / d**fit.beta
+
+
+def chinchilla_optimal(compute_flops: float, fit: ChinchillaFit = CHINCHILLA_FIT) -> tuple[float, float]:
+    """The model size and token count ``(N_opt, D_opt)`` that minimise :func:`chinchilla_loss` for a
+    compute budget of ``compute_flops`` FLOPs, spent as ``C = 6·N·D``.
+
+    Put ``D = C / (6N)`` into the loss and set its derivative in N to zero:
+    ``alpha·A / N**alpha = beta·B / D**beta``, that is, at the optimum the last parameter and the
+    last token buy the same loss. Solving gives the closed form of the paper's section 3.3::
+
+        N_opt = G · (C/6)**a,   D_opt = (C/6)**b / G,
+        a = beta / (alpha + beta),  b = alpha / (alpha + beta),
+        G = (alpha·A / (beta·B)) ** (1 / (alpha + beta)).
+
+    With the published constants a ≈ 0.45 and b ≈ 0.55: ten times the compute buys a model about
+    2.8 times larger trained on about 3.5 times more tokens. This fit (the paper's approach 3)
+    recommends smaller models than its approaches 1 and 2 (Table 3 lists approach 1): about half
+    the size at Gopher's budget of 5.76e23 FLOPs.
+    """
+    if not isinstance(fit, ChinchillaFit):
+        raise ValueError(f"fit must be a ChinchillaFit, got {fit!r}")
+    c6 = _positive(compute_flops, "compute_flops") / 6.0
+    s = fit.alpha + fit.beta
+    g = (fit.alpha * fit.A / (fit.beta * fit.B)) ** (1.0 / s)
+    return g * c6 ** (fit.beta / s), c6 ** (fit.alpha / s) / g
+
+
+def chinchilla_rule_of_thumb(compute_flops: float, tokens_per_param: float = 20.0) -> tuple[float, float]:
+    """``(N, D)`` for a compute budget under the rule "train on about 20 tokens per parameter".
+
+    With ``D = r·N`` and ``C = 6·N·D = 6·r·N²``: ``N = sqrt(C / (6·r))`` and ``D = r·N``. Chinchilla
+    (70B parameters, 1.4T tokens) is exactly 20 tokens per parameter; the paper's Table 3 ranges from
+    20 to about 22. The rule is for the cheapest *training*: a model that will serve many requests is
+    often trained far longer (Llama 3 8B saw about 1,900 tokens per parameter), since a smaller model
+    is cheaper to run.
+    """
+    c = _positive(compute_flops, "compute_flops")
+    r = _positive(tokens_per_param, "tokens_per_param")
+    n = math.sqrt(c / (6.0 * r))
+    return n, r * n
+
+
+# --- ZeRO: sharding the model states across data-parallel devices (Rajbhandari et al. 2020) ------
+
+
+def zero_memory_per_device(n_params: float, n_devices: int, stage: int, optimizer_bytes: float = 12.0) -> float:
+    """Bytes of model states each device holds when ``n_devices`` data-parallel devices train
+    ``n_params`` parameters (Ψ) with mixed-precision Adam, under ZeRO stage ``stage``.
+
+    Per parameter, mixed-precision Adam keeps fp16 weights (2 bytes), fp16 gradients (2 bytes) and
+    optimizer states of K bytes, ``optimizer_bytes`` (K = 12: an fp32 master copy of the weights and
+    Adam's two fp32 moments, 4 bytes each). Plain data parallelism copies all of it onto every device;
+    ZeRO splits ("partitions") more of it across the Nd devices at each stage (the paper's Figure 1):
+
+    * stage 0, plain data parallel:                 ``(2 + 2 + K)·Ψ``
+    * stage 1, optimizer states split (P_os):       ``2Ψ + 2Ψ + K·Ψ/Nd``
+    * stage 2, + gradients split (P_os+g):          ``2Ψ + (2 + K)·Ψ/Nd``
+    * stage 3, + parameters split (P_os+g+p):       ``(2 + 2 + K)·Ψ/Nd``
+
+    Stage 3 divides everything by Nd, at the price of gathering each layer's weights from the other
+    devices when it is needed. Activations, temporary buffers and fragmentation come on top (see
+    :func:`activation_memory_bytes`). A 7.5B-parameter model on 64 devices: 120 GB per device
+    without ZeRO, 31.4 GB, 16.6 GB and 1.9 GB with stages 1, 2 and 3.
+    """
+    psi = _positive(n_params, "n_params")
+    nd = _positive_int(n_devices, "n_devices")
+    k = _positive(optimizer_bytes, "optimizer_bytes")
+    if isinstance(stage, bool) or not isinstance(stage, numbers.Integral) or stage not in (0, 1, 2, 3):
+        raise ValueError(f"stage must be 0, 1, 2 or 3, got {stage!r}")
+    if stage == 0:
+        return (2.0 + 2.0 + k) * psi
+    if stage == 1:
+        return 2.0 * psi + 2.0 * psi + k * psi / nd
+    if stage == 2:
+        return 2.0 * psi + (2.0 + k) * psi / nd
+    return (2.0 + 2.0 + k) * psi / nd
+
+
+# --- Activation memory (Korthikanti et al. 2022) ----------------------------------------------
+
+
+def activation_memory_bytes(seq_len: int, batch_size: int, d_model: int, n_layer: int, n_head: int,
+                            bytes_per_value: float = 2.0) -> float:
+    """Bytes of activations a GPT-style Transformer keeps for the backward pass, with no
+    recomputation, no tensor or sequence parallelism: ``n_layer · s·b·h·(34 + 5·a·s/h)`` for 16-bit
+    values (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
+    Models", section 4.1), with s = ``seq_len``, b = ``batch_size``,
+    h = ``d_model``, a = ``n_head``.
+
+    Where the numbers come from, per layer, counting what the backward pass needs stored:
+
+    * ``34·s·b·h``: 16 tensors of s·b·h values at 2 bytes = 32 (the attention block's input, Q, K, V
+      and the output projection's input; the MLP's input and its two 4h-wide tensors around the GeLU;
+      the two LayerNorms' inputs), plus two dropout masks at 1 byte each;
+    * ``5·a·s²·b``: the attention matrices, one s×s per head: the softmax output and the dropout
+      output (2 bytes each) and the dropout mask (1 byte). This term grows with the *square* of the
+      sequence length, and is why long contexts run out of memory (FlashAttention never stores it).
+
+    ``bytes_per_value`` changes the size of the stored values (4 for fp32 activations); dropout masks
+    stay at 1 byte, so in general a layer keeps ``s·b·h·(16·p + 2) + a·s²·b·(2·p + 1)`` bytes, which is
+    the paper's formula at p = 2. Activations of the embedding and the output layer are left out, as
+    in the paper.
+    """
+    s = _positive_int(seq_len, "seq_len")
+    b = _positive_int(batch_size, "batch_size")
+    h = _positive_int(d_model, "d_model")
+    n_layer = _positive_int(n_layer, "n_layer")
+    a = _positive_int(n_head, "n_head")
+    if h % a:
+        raise ValueError(f"n_head must divide d_model, got n_head={n_head!r} for d_model={d_model!r}")
+    p = _positive(bytes_per_value, "bytes_per_value")
+    per_layer = s * b * h * (16.0 * p + 2.0) + a * s * s * b * (2.0 * p + 1.0)
+    return n_layer * per_layer
+
+
+# --- Wall-clock time -------------------------------------------------------------------------
+
+
+def training_time_seconds(compute_flops: float, peak_flops_per_device: float, n_devices: int = 1,
+                          mfu: float = 0.4) -> float:
+    """Seconds to spend ``compute_flops`` FLOPs on ``n_devices`` devices, each with a peak rate of
+    ``peak_flops_per_device`` FLOP/s, of which the training run achieves the fraction ``mfu``
+    (model FLOPs utilisation): ``C / (n_devices · peak · mfu)``.
+
+    Large runs typically reach 0.3 to 0.5 of the datasheet peak (PaLM reported 0.46); the rest goes to
+    memory traffic, communication and pipeline bubbles. Example: GPT-3's 3.15e23 FLOPs on 1,000 H100s
+    (989e12 FLOP/s bf16 each) at 0.4 take about 8e5 s, 9.2 days.
+    """
+    c = _positive(compute_flops, "compute_flops")
+    peak = _positive(peak_flops_per_device, "peak_flops_per_device")
+    n = _positive_int(n_devices, "n_devices")
+    if isinstance(mfu, bool) or not isinstance(mfu, numbers.Real) or not 0 < mfu <= 1:
+        raise ValueError(f"mfu must lie in (0, 1], got {mfu!r}")
+    return c / (n * peak * float(mfu))
