@@ -36,8 +36,8 @@ def zoo_dir() -> Path:
 
 
 def names() -> list[str]:
-    """The names of the models in the zoo (one per card)."""
-    return sorted(p.stem for p in zoo_dir().glob("*.json"))
+    """The names of the models in the zoo (one per card; ``<name>.tokenizer.json`` files are not cards)."""
+    return sorted(p.stem for p in zoo_dir().glob("*.json") if not p.name.endswith(".tokenizer.json"))
 
 
 def _architectures() -> dict[str, type]:

@@ -11,7 +11,7 @@ NAMES = zoo.names()
 
 
 def test_the_zoo_has_models():
-    assert "char-lstm-shakespeare" in NAMES
+    assert {"char-lstm-shakespeare", "char-transformer-shakespeare", "bpe-transformer-shakespeare"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -31,9 +31,22 @@ def test_recorded_validation_loss_reproduces(name):
 
     model, card = zoo.load(name)
     assert model.num_parameters() == card["parameters"]
-    vocab = zoo.char_vocab(card)
-    metrics = evaluate(model, vocab.encode(load_shakespeare("validation")))
+    tokenizer = zoo.tokenizer(card)
+    metrics = evaluate(model, tokenizer.encode(load_shakespeare("validation")))
     assert metrics["loss_nats"] == pytest.approx(card["metrics"]["val_loss_nats"], abs=1e-4)
+
+
+def test_bpe_tokenizer_is_checked_and_round_trips(tmp_path, monkeypatch):
+    card = zoo.card("bpe-transformer-shakespeare")
+    tok = zoo.tokenizer(card)
+    text = "ROMEO:\nBut, soft! what light through yonder window breaks?"
+    assert tok.decode(tok.encode(text)) == text and tok.vocab_size == card["config"]["vocab_size"]
+    shutil.copytree(zoo.zoo_dir(), tmp_path / "zoo")
+    monkeypatch.setenv("LLMCOURSE_ZOO", str(tmp_path / "zoo"))
+    path = tmp_path / "zoo" / card["tokenizer"]["file"]
+    path.write_text(path.read_text().replace('"merges"', '"merges" ', 1))
+    with pytest.raises(zoo.ZooError, match="does not match the sha256"):
+        zoo.tokenizer(card)
 
 
 def test_tampered_or_missing_weights_fail_clearly(tmp_path, monkeypatch):
