@@ -383,3 +383,226 @@ def training_time_seconds(compute_flops: float, peak_flops_per_device: float, n_
     if isinstance(mfu, bool) or not isinstance(mfu, numbers.Real) or not 0 < mfu <= 1:
         raise ValueError(f"mfu must lie in (0, 1], got {mfu!r}")
     return c / (n * peak * float(mfu))
+
+
+# --- Scaling laws, measured: power-law fits, IsoFLOP minima, a ladder of small models ----------
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """``y = E + A · x**(-alpha)``. With ``E = 0`` a pure power law, a straight line on log-log axes
+    of slope ``-alpha``; ``E > 0`` is the floor no amount of ``x`` gets below (the entropy of the text,
+    for a loss)."""
+
+    A: float
+    alpha: float
+    E: float = 0.0
+
+    def __call__(self, x):
+        import numpy as np
+
+        return self.E + self.A * np.asarray(x, dtype=float) ** (-self.alpha)
+
+    def __str__(self) -> str:
+        floor = f"{self.E:.3f} + " if self.E else ""
+        return f"{floor}{self.A:.4g} · x^(-{self.alpha:.3f})"
+
+
+def _check_xy(x, y, min_points: int):
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 1 or y.ndim != 1 or len(x) != len(y):
+        raise ValueError(f"x and y must be 1-D and of the same length, got shapes {x.shape} and {y.shape}")
+    if len(x) < min_points:
+        raise ValueError(f"need at least {min_points} points, got {len(x)}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(x > 0) and np.all(y > 0)):
+        raise ValueError("x and y must be finite and positive (they are fitted on log scales)")
+    return x, y
+
+
+def fit_power_law(x, y, *, offset: bool = False) -> PowerLaw:
+    """Fit ``y = E + A · x**(-alpha)`` by least squares on ``log y``.
+
+    ``offset=False`` fits a pure power law (``E = 0``): a straight line through ``(log x, log y)``.
+    ``offset=True`` also fits the floor ``E`` in ``[0, min(y))``: for each candidate ``E`` the line
+    through ``(log x, log(y - E))`` is exact least squares, and ``E`` is chosen by a grid search
+    refined twice (no optimiser needed, and no starting point to get wrong). Needs 2 points, 3 with
+    the offset; more make the fit meaningful.
+
+        >>> law = fit_power_law([1, 10, 100], [2.0, 1.0, 0.5])
+        >>> round(law.alpha, 4), round(law.A, 4)
+        (0.301, 2.0)
+    """
+    import numpy as np
+
+    if not isinstance(offset, bool):
+        raise ValueError(f"offset must be True or False, got {offset!r}")
+    x, y = _check_xy(x, y, 3 if offset else 2)
+    if np.ptp(x) == 0:
+        raise ValueError("x must hold at least two different values")
+    lx, ly = np.log(x), np.log(y)
+
+    def fit(E: float) -> tuple[float, PowerLaw]:
+        slope, intercept = np.polyfit(lx, np.log(y - E), 1)
+        law = PowerLaw(float(np.exp(intercept)), float(-slope), float(E))
+        return float(np.sum((ly - np.log(np.maximum(law(x), 1e-300))) ** 2)), law
+
+    if not offset:
+        return fit(0.0)[1]
+    lo, hi = 0.0, float(y.min())
+    best = (float("inf"), None)
+    for _ in range(3):  # grid, then twice a finer grid around the best cell
+        grid = np.linspace(lo, hi, 201)[:-1]
+        scores = [fit(E) for E in grid]
+        k = int(np.argmin([s for s, _ in scores]))
+        if scores[k][0] < best[0]:
+            best = scores[k]
+        step = grid[1] - grid[0]
+        lo, hi = max(0.0, grid[k] - step), min(float(y.min()), grid[k] + step)
+    return best[1]
+
+
+def isoflop_minimum(n_params, losses) -> tuple[float, float]:
+    """The compute-optimal size at one compute budget: fit a parabola to ``loss`` against
+    ``log10(n_params)`` (Hoffmann et al. 2022, approach 2) and return its vertex ``(N_opt, L_min)``.
+
+    The sizes must bracket the optimum: if the parabola opens downwards, or its vertex lies outside
+    the sizes tried, the sweep has not found a minimum and a ``ValueError`` says so.
+    """
+    import numpy as np
+
+    n, loss = _check_xy(n_params, losses, 3)
+    a, b, c = np.polyfit(np.log10(n), loss, 2)
+    if a <= 0:
+        raise ValueError("the losses do not curve upwards around a minimum: try a wider range of sizes")
+    v = -b / (2 * a)
+    lo, hi = np.log10(n).min(), np.log10(n).max()
+    if not lo <= v <= hi:
+        raise ValueError(f"the fitted minimum (N = {10**v:,.0f}) lies outside the sizes tried "
+                         f"({10**lo:,.0f} to {10**hi:,.0f}): add {'smaller' if v < lo else 'larger'} models")
+    return float(10**v), float(c - b * b / (4 * a))
+
+
+#: The course's ladder of LLaMA-style character models: name -> (layers, width). Heads of 16 numbers.
+LADDER: dict[str, tuple[int, int]] = {
+    "L1-16": (1, 16), "L2-32": (2, 32), "L2-48": (2, 48), "L3-64": (3, 64), "L3-96": (3, 96),
+    "L4-128": (4, 128), "L5-160": (5, 160), "L6-192": (6, 192),
+}
+
+
+def ladder_lr(n_embd: int) -> float:
+    """The peak learning rate of a ladder model: 0.64 / width, at most 0.02 (0.01 at width 64 and
+    0.005 at width 128, the rates notebooks 04 and 05 found good). Wider models need smaller steps
+    (the idea behind muP); one rate for all would favour one size and bend the fitted law."""
+    return min(0.02, 0.64 / _positive_int(n_embd, "n_embd"))
+
+
+def ladder_model(n_layer: int, n_embd: int, vocab_size: int, block_size: int = 128, seed: int = 0):
+    """An untrained LLaMA-style :class:`~llmcourse.transformer.TransformerLM` of the ladder
+    (``n_embd // 16`` heads; SwiGLU width about 8/3 · ``n_embd``, a multiple of 16, where LLaMA's own
+    rule rounds up to a multiple of 256 and would give a width-16 model a 256-wide MLP), initialised
+    from ``seed``."""
+    import torch
+
+    from llmcourse.transformer import TransformerConfig, TransformerLM
+
+    n_layer, n_embd = _positive_int(n_layer, "n_layer"), _positive_int(n_embd, "n_embd")
+    if n_embd % 16:
+        raise ValueError(f"n_embd must be a multiple of 16 (the head size), got {n_embd}")
+    torch.manual_seed(seed)
+    return TransformerLM(TransformerConfig.llama(vocab_size, block_size, n_layer=n_layer,
+                                                 n_head=n_embd // 16, n_embd=n_embd,
+                                                 d_ff=16 * math.ceil(8 * n_embd / 3 / 16)))
+
+
+def word_completion(model, ids, starts, lengths, context: int = 96) -> dict[str, float]:
+    """How often a character model completes a word, given the ``context`` characters before it.
+
+    For each word (it starts at ``ids[starts[i]]`` and has ``lengths[i]`` characters) the model reads
+    the context and the word's own earlier characters (teacher forcing), and we ask whether its most
+    likely next character is right at every position. ``char_accuracy`` is the fraction of the words'
+    characters it gets right; ``exact_match`` the fraction of words it gets entirely right, which is
+    what greedy decoding would write out. One forward pass for all words.
+
+    Two metrics of the same predictions: ``exact_match`` is roughly ``char_accuracy ** length``, so it
+    stays near zero until per-character accuracy is high and then shoots up (Schaeffer et al. 2023,
+    "Are Emergent Abilities of Large Language Models a Mirage?").
+    """
+    import numpy as np
+    import torch
+
+    ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+    starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+    if starts.shape != lengths.shape or starts.ndim != 1 or len(starts) == 0:
+        raise ValueError("starts and lengths must be non-empty 1-D sequences of the same length")
+    if (lengths < 1).any():
+        raise ValueError("lengths must all be >= 1")
+    context = _positive_int(context, "context")
+    width = context + int(lengths.max()) - 1
+    if model.context_size is not None and width > model.context_size:
+        raise ValueError(f"context + longest word - 1 = {width} exceeds the model's context of {model.context_size}")
+    if (starts < context).any() or (starts - context + width + 1 > len(ids)).any():
+        raise ValueError(f"every start needs {context} characters before it and room for the word after it")
+    rows = torch.stack([ids[s - context:s - context + width + 1] for s in starts])  # (n, width + 1)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(rows[:, :-1])
+    model.train(was_training)
+    guess = logits[:, context - 1:].argmax(-1)            # (n, max_len): predictions for the word
+    truth = rows[:, context:]
+    inside = torch.arange(guess.shape[1])[None, :] < torch.as_tensor(lengths)[:, None]
+    right = (guess == truth) & inside
+    return {"char_accuracy": float(right.sum() / inside.sum()),
+            "exact_match": float((right.sum(1) == inside.sum(1)).float().mean()),
+            "words": int(len(starts))}
+
+
+def long_words(text: str, min_len: int = 7, max_len: int = 12, context: int = 96, n: int = 500,
+               seed: int = 0) -> tuple[list[int], list[int]]:
+    """``(starts, lengths)`` of ``n`` random lower-case words of ``min_len`` to ``max_len`` letters in
+    ``text`` (each preceded by at least ``context`` characters): the probe of :func:`word_completion`."""
+    import re
+
+    import numpy as np
+
+    found = [(m.start(), len(m.group())) for m in re.finditer(rf"(?<![A-Za-z'])[a-z]{{{min_len},{max_len}}}(?![A-Za-z'])", text)
+             if m.start() >= context and m.end() < len(text)]
+    if len(found) < n:
+        raise ValueError(f"text has only {len(found)} such words, fewer than n = {n}")
+    pick = np.random.default_rng(seed).choice(len(found), size=n, replace=False)
+    pick.sort()
+    return [found[i][0] for i in pick], [found[i][1] for i in pick]
+
+
+def train_ladder_point(n_layer: int, n_embd: int, vocab_size: int, train_ids, val_ids, *, tokens: int, batch_size: int = 32,
+                       seq_len: int = 128, lr: float | None = None, seed: int = 0, probe=None,
+                       show_progress: bool = False) -> dict:
+    """Train one ladder model on ``tokens`` tokens (warm-up 5%, cosine to 10%) and measure it.
+
+    Compute is counted as Kaplan et al. (2020) do: ``C = 6·N·D`` with N the non-embedding parameters
+    (the output layer included, its products are real work) and D the tokens trained on. Returns a
+    dict: ``n_layer, n_embd, params, non_embedding, tokens, flops, steps, lr, seconds, val_loss``
+    (nats per character on ``val_ids``) and, with ``probe = (ids, starts, lengths)``, the
+    :func:`word_completion` metrics.
+    """
+    from llmcourse.rnn import evaluate
+    from llmcourse.training import TrainConfig, Trainer
+
+    tokens = _positive_int(tokens, "tokens")
+    model = ladder_model(n_layer, n_embd, _positive_int(vocab_size, "vocab_size"), block_size=seq_len, seed=seed)
+    lr = ladder_lr(n_embd) if lr is None else _positive(lr, "lr")
+    steps = max(1, round(tokens / (batch_size * seq_len)))
+    config = TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, warmup=0.05,
+                         min_lr_ratio=0.1, weight_decay=0.1, clip=1.0, eval_every=max(steps, 1), seed=seed)
+    history = Trainer(model, train_ids, val_ids, config, show_progress=show_progress).fit()
+    n = model.num_parameters(exclude_embeddings=True)
+    d = steps * batch_size * seq_len
+    out = {"n_layer": n_layer, "n_embd": n_embd, "params": model.num_parameters(), "non_embedding": n,
+           "tokens": d, "flops": training_flops(n, d), "steps": steps, "lr": lr,
+           "seconds": round(history.train_seconds, 2),
+           "val_loss": evaluate(model, val_ids)["loss_nats"]}
+    if probe is not None:
+        out.update(word_completion(model, *probe))
+    return out

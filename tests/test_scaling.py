@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from llmcourse import scaling
@@ -297,3 +299,117 @@ def test_training_time_seconds():
 def test_new_functions_name_the_bad_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+# --- scaling laws, measured: fits, IsoFLOP minima, the ladder and its probe ------------------------
+
+
+def test_fit_power_law_recovers_a_known_law():
+    import numpy as np
+
+    x = np.logspace(3, 7, 9)
+    pure = scaling.fit_power_law(x, 5.0 * x**-0.3)
+    assert pure.alpha == pytest.approx(0.3, abs=1e-9) and pure.A == pytest.approx(5.0, rel=1e-9) and pure.E == 0
+    law = scaling.fit_power_law(x, 1.5 + 40.0 * x**-0.35, offset=True)
+    # a grid search refined twice: E to about 1e-5 of its range, alpha and A follow
+    assert law.E == pytest.approx(1.5, abs=2e-3) and law.alpha == pytest.approx(0.35, abs=0.01)
+    assert np.allclose(law(x), 1.5 + 40.0 * x**-0.35, rtol=1e-3)
+    noisy = 1.5 + 40.0 * x**-0.35 * np.exp(np.random.default_rng(0).normal(0, 0.01, len(x)))
+    assert scaling.fit_power_law(x, noisy, offset=True).alpha == pytest.approx(0.35, abs=0.05)
+
+
+def test_fit_power_law_without_offset_is_a_line_on_log_axes():
+    law = scaling.fit_power_law([1, 10, 100], [2.0, 1.0, 0.5])
+    assert law.alpha == pytest.approx(math.log10(2), rel=1e-9) and law.A == pytest.approx(2.0, rel=1e-9)
+    assert "x^(-0.301)" in str(law)
+
+
+def test_isoflop_minimum_finds_the_vertex():
+    import numpy as np
+
+    n = np.array([1e4, 3e4, 1e5, 3e5, 1e6])
+    loss = 2.0 + 0.3 * (np.log10(n) - np.log10(8e4)) ** 2
+    n_opt, l_min = scaling.isoflop_minimum(n, loss)
+    assert n_opt == pytest.approx(8e4, rel=1e-6) and l_min == pytest.approx(2.0, abs=1e-9)
+    with pytest.raises(ValueError, match="outside the sizes tried.*larger"):
+        scaling.isoflop_minimum(n, 2.0 + 0.3 * (np.log10(n) - 7) ** 2)
+    with pytest.raises(ValueError, match="curve upwards"):
+        scaling.isoflop_minimum(n, 3.0 - 0.3 * (np.log10(n) - 5) ** 2)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: scaling.fit_power_law([1, 2], [1, 0]), "positive"),
+    (lambda: scaling.fit_power_law([1, 2], [1, 2, 3]), "same length"),
+    (lambda: scaling.fit_power_law([1, 2], [2, 1], offset=True), "at least 3"),
+    (lambda: scaling.fit_power_law([3, 3], [2, 1]), "two different"),
+    (lambda: scaling.isoflop_minimum([1, 2], [1, 2]), "at least 3"),
+    (lambda: scaling.ladder_model(2, 24, 10), "multiple of 16"),
+    (lambda: scaling.ladder_lr(0), "n_embd"),
+])
+def test_scaling_fits_reject_bad_input(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_ladder_models_grow_and_their_rates_shrink():
+    sizes = [scaling.ladder_model(L, d, 73).num_parameters(exclude_embeddings=True) for L, d in scaling.LADDER.values()]
+    assert sizes == sorted(sizes) and sizes[-1] > 100 * sizes[0]
+    assert scaling.ladder_lr(64) == pytest.approx(0.01) and scaling.ladder_lr(128) == pytest.approx(0.005)
+    assert scaling.ladder_lr(16) == 0.02
+    model = scaling.ladder_model(1, 16, 73)
+    assert model.blocks[0].mlp.gate.out_features == 48  # 8/3 * 16 rounded up to a multiple of 16
+
+
+def test_word_completion_scores_a_perfect_and_a_clueless_model():
+    import torch
+
+    from llmcourse.ngram import CharVocab
+
+    text = "the quick brown fox jumps over the lazy dog; " * 40
+    vocab = CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    starts, lengths = scaling.long_words(text, min_len=5, max_len=6, context=20, n=10)
+    assert all(text[s:s + n] in ("quick", "brown", "jumps") for s, n in zip(starts, lengths))
+
+    class Oracle(torch.nn.Module):  # predicts the true next character everywhere
+        context_size = None
+
+        def forward(self, x, state=None):
+            nxt = {tuple(ids[i:i + 20]): ids[i + 20] for i in range(len(ids) - 20)}
+            out = torch.full((*x.shape, vocab.size), -10.0)
+            for b in range(x.shape[0]):
+                for t in range(19, x.shape[1]):
+                    out[b, t, nxt[tuple(x[b, t - 19:t + 1].tolist())]] = 10.0
+            return out, None
+
+    class Constant(torch.nn.Module):  # always predicts the space
+        context_size = None
+
+        def forward(self, x, state=None):
+            out = torch.zeros(*x.shape, vocab.size)
+            out[..., vocab.encode(" ")[0]] = 1.0
+            return out, None
+
+    assert scaling.word_completion(Oracle(), ids, starts, lengths, context=20) == {
+        "char_accuracy": 1.0, "exact_match": 1.0, "words": 10}
+    none = scaling.word_completion(Constant(), ids, starts, lengths, context=20)
+    assert none["char_accuracy"] == 0.0 and none["exact_match"] == 0.0
+    with pytest.raises(ValueError, match="characters before it"):
+        scaling.word_completion(Constant(), ids, [5], [3], context=20)
+    with pytest.raises(ValueError, match="fewer than n"):
+        scaling.long_words(text, min_len=5, max_len=6, context=20, n=10_000)
+
+
+def test_a_ladder_point_trains_and_counts_its_compute():
+    import torch
+
+    from llmcourse.datasets import load_shakespeare
+    from llmcourse.ngram import CharVocab
+
+    text = load_shakespeare("validation")[:60_000]
+    vocab = CharVocab.from_text(text)
+    ids = torch.from_numpy(vocab.encode(text))
+    r = scaling.train_ladder_point(1, 16, vocab.size, ids[:50_000], ids[50_000:], tokens=32 * 64 * 40, seq_len=64)
+    assert r["steps"] == 40 and r["tokens"] == 32 * 64 * 40
+    assert r["flops"] == 6 * r["non_embedding"] * r["tokens"] and r["lr"] == 0.02
+    assert r["val_loss"] < math.log(vocab.size) - 0.5, "40 steps learn the character frequencies at least"
