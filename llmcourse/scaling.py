@@ -516,14 +516,16 @@ def ladder_model(n_layer: int, n_embd: int, vocab_size: int, block_size: int = 1
                                                  d_ff=16 * math.ceil(8 * n_embd / 3 / 16)))
 
 
-def word_completion(model, ids, starts, lengths, context: int = 96) -> dict[str, float]:
-    """How often a character model completes a word, given the ``context`` characters before it.
+def word_completion(model, ids, starts, lengths, context: int = 96, given: int = 0) -> dict[str, float]:
+    """How often a character model completes a word, given the ``context`` characters before it and
+    the word's first ``given`` letters.
 
     For each word (it starts at ``ids[starts[i]]`` and has ``lengths[i]`` characters) the model reads
     the context and the word's own earlier characters (teacher forcing), and we ask whether its most
-    likely next character is right at every position. ``char_accuracy`` is the fraction of the words'
-    characters it gets right; ``exact_match`` the fraction of words it gets entirely right, which is
-    what greedy decoding would write out. One forward pass for all words.
+    likely next character is right at every position after the first ``given``. ``char_accuracy`` is
+    the fraction of those characters it gets right; ``exact_match`` the fraction of words whose rest
+    it gets entirely right, which is what greedy decoding would write out. One forward pass for all
+    words.
 
     Two metrics of the same predictions: ``exact_match`` is roughly ``char_accuracy ** length``, so it
     stays near zero until per-character accuracy is high and then shoots up (Schaeffer et al. 2023,
@@ -536,8 +538,10 @@ def word_completion(model, ids, starts, lengths, context: int = 96) -> dict[str,
     starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
     if starts.shape != lengths.shape or starts.ndim != 1 or len(starts) == 0:
         raise ValueError("starts and lengths must be non-empty 1-D sequences of the same length")
-    if (lengths < 1).any():
-        raise ValueError("lengths must all be >= 1")
+    if isinstance(given, bool) or not isinstance(given, int) or given < 0:
+        raise ValueError(f"given must be an int >= 0, got {given!r}")
+    if (lengths <= given).any():
+        raise ValueError(f"every word must be longer than given = {given} letters")
     context = _positive_int(context, "context")
     width = context + int(lengths.max()) - 1
     if model.context_size is not None and width > model.context_size:
@@ -552,7 +556,8 @@ def word_completion(model, ids, starts, lengths, context: int = 96) -> dict[str,
     model.train(was_training)
     guess = logits[:, context - 1:].argmax(-1)            # (n, max_len): predictions for the word
     truth = rows[:, context:]
-    inside = torch.arange(guess.shape[1])[None, :] < torch.as_tensor(lengths)[:, None]
+    j = torch.arange(guess.shape[1])[None, :]
+    inside = (j >= given) & (j < torch.as_tensor(lengths)[:, None])
     right = (guess == truth) & inside
     return {"char_accuracy": float(right.sum() / inside.sum()),
             "exact_match": float((right.sum(1) == inside.sum(1)).float().mean()),
@@ -584,8 +589,8 @@ def train_ladder_point(n_layer: int, n_embd: int, vocab_size: int, train_ids, va
     Compute is counted as Kaplan et al. (2020) do: ``C = 6·N·D`` with N the non-embedding parameters
     (the output layer included, its products are real work) and D the tokens trained on. Returns a
     dict: ``n_layer, n_embd, params, non_embedding, tokens, flops, steps, lr, seconds, val_loss``
-    (nats per character on ``val_ids``) and, with ``probe = (ids, starts, lengths)``, the
-    :func:`word_completion` metrics.
+    (nats per character on ``val_ids``) and, with ``probe`` (a dict of :func:`word_completion`'s
+    arguments after the model), its metrics.
     """
     from llmcourse.rnn import evaluate
     from llmcourse.training import TrainConfig, Trainer
@@ -604,5 +609,76 @@ def train_ladder_point(n_layer: int, n_embd: int, vocab_size: int, train_ids, va
            "seconds": round(history.train_seconds, 2),
            "val_loss": evaluate(model, val_ids)["loss_nats"]}
     if probe is not None:
-        out.update(word_completion(model, *probe))
+        out.update(word_completion(model, **probe))
     return out
+
+
+def load_ladder() -> dict:
+    """The committed results of ``scripts/scaling_ladder.py`` (``data/scaling_ladder.json``), checked
+    against ``data/SHA256SUMS``: a dict with the settings and ``runs``, one dict per trained model (the
+    fields of :func:`train_ladder_point` plus ``name``, ``sweep`` = ``"fixed-D"`` or ``"isoflop"`` and
+    ``budget``)."""
+    import json
+
+    from llmcourse.datasets import verify_file
+
+    return json.loads(verify_file("scaling_ladder.json").read_text(encoding="utf-8"))
+
+
+# --- A compute plan: what a budget buys (the logic of notebook 06's explorer) ----------------------
+
+#: Dense (no sparsity) bf16 peak FLOP/s and memory of some accelerators, from their datasheets.
+ACCELERATORS: dict[str, tuple[float, float]] = {
+    "NVIDIA A100 80GB": (312e12, 80e9),
+    "NVIDIA H100 SXM": (989e12, 80e9),
+    "NVIDIA H200": (989e12, 141e9),
+}
+
+
+def compute_plan(compute_flops: float, *, n_devices: int = 1024, accelerator: str = "NVIDIA H100 SXM",
+                 mfu: float = 0.4, fit: ChinchillaFit = CHINCHILLA_FIT) -> dict:
+    """What a training budget of ``compute_flops`` FLOPs buys, by the Chinchilla fit and ZeRO.
+
+    Returns a dict: ``n_params`` and ``n_tokens`` (compute-optimal, :func:`chinchilla_optimal`),
+    ``rule_of_thumb`` (``(N, D)`` at 20 tokens per parameter), ``loss`` (predicted, nats per token, on
+    the paper's data), ``zero_bytes`` (model-state bytes per device for ZeRO stages 0 to 3 on
+    ``n_devices`` devices), ``device_memory`` (bytes), ``fits`` (the stages whose model states fit
+    in it, activations not counted), ``seconds`` (training time at ``mfu`` of the accelerator's peak).
+    """
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator must be one of {sorted(ACCELERATORS)}, got {accelerator!r}")
+    c = _positive(compute_flops, "compute_flops")
+    nd = _positive_int(n_devices, "n_devices")
+    peak, memory = ACCELERATORS[accelerator]
+    n, d = chinchilla_optimal(c, fit)
+    zero = {stage: zero_memory_per_device(n, nd, stage) for stage in range(4)}
+    return {"compute_flops": c, "n_params": n, "n_tokens": d, "rule_of_thumb": chinchilla_rule_of_thumb(c),
+            "loss": chinchilla_loss(n, d, fit), "zero_bytes": zero, "device_memory": memory,
+            "fits": [s for s, b in zero.items() if b <= memory], "n_devices": nd, "accelerator": accelerator,
+            "seconds": training_time_seconds(c, peak, nd, mfu), "mfu": mfu}
+
+
+def _count(x: float) -> str:
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if x >= size:
+            return f"{x / size:,.3g}{suffix}"
+    return f"{x:,.3g}"
+
+
+def compute_plan_text(plan: dict) -> str:
+    """:func:`compute_plan` as a few lines of text."""
+    n20, d20 = plan["rule_of_thumb"]
+    fits = ", ".join(str(s) for s in plan["fits"]) or "none (use tensor/pipeline parallelism too)"
+    lines = [
+        f"budget {plan['compute_flops']:.2e} FLOPs",
+        f"  compute-optimal (Chinchilla fit): {_count(plan['n_params'])} parameters on "
+        f"{_count(plan['n_tokens'])} tokens ({plan['n_tokens'] / plan['n_params']:.0f} tokens per parameter)",
+        f"  20 tokens per parameter:          {_count(n20)} parameters on {_count(d20)} tokens",
+        f"  predicted loss {plan['loss']:.3f} nats per token (the fit's floor is {CHINCHILLA_FIT.E})",
+        f"  model states per device on {plan['n_devices']:,} x {plan['accelerator']} "
+        f"({plan['device_memory'] / 1e9:.0f} GB): "
+        + ", ".join(f"ZeRO-{s} {b / 1e9:,.1f} GB" for s, b in plan["zero_bytes"].items()),
+        f"  stages that fit (before activations): {fits}",
+        f"  training time at {plan['mfu']:.0%} of peak: {_duration(plan['seconds'])}",
+    ]
+    return "\n".join(lines)

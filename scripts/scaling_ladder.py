@@ -13,7 +13,8 @@ split, each scored on the first 65,536 characters of the validation split:
    minimum is the compute-optimal size for that budget (Hoffmann et al. 2022, approach 2).
 
 Every run also answers the word-completion probe of :func:`llmcourse.scaling.word_completion` (500
-words of 7 to 12 letters from the validation split), for the emergence section of notebook 06.
+words of 7 to 12 letters from the validation split; the model is shown a word's first 3 letters and
+must write the rest), for the emergence section of notebook 06.
 
 Runs are deterministic (seeded initialisation and data order): the losses do not depend on the
 machine's load, only the recorded seconds do. The script writes the JSON atomically and records its
@@ -39,6 +40,7 @@ from llmcourse.ngram import CharVocab
 FILE = "scaling_ladder.json"
 FIXED_TOKENS = 2**21
 VAL_CHARS = 2**16
+GIVEN = 3  # the probe shows the model each word's first 3 letters; it must write the rest
 ISOFLOP = {  # budget (FLOPs) -> the ladder sizes tried at it, bracketing the optimum
     1e12: ["L2-32", "L2-48", "L3-64", "L3-96", "L4-128"],
     3e12: ["L2-48", "L3-64", "L3-96", "L4-128", "L5-160"],
@@ -78,7 +80,7 @@ def main() -> int:
     train_ids = torch.from_numpy(vocab.encode(train_text))
     val_ids = torch.from_numpy(vocab.encode(valid_text[:VAL_CHARS]))
     starts, lengths = scaling.long_words(valid_text, n=500)
-    probe = (vocab.encode(valid_text), starts, lengths)
+    probe = {"ids": vocab.encode(valid_text), "starts": starts, "lengths": lengths, "context": 96, "given": GIVEN}
     fixed_tokens = 2**15 if args.quick else FIXED_TOKENS
     budgets = {1e10: ISOFLOP[1e12][:3]} if args.quick else ISOFLOP
 
@@ -105,7 +107,7 @@ def main() -> int:
         "data": f"train split; val_loss on the first {VAL_CHARS} characters of the validation split (nats/char)",
         "fixed_tokens": FIXED_TOKENS,
         "budgets": list(ISOFLOP),
-        "probe": {"words": len(starts), "letters": "7-12", "context": 96},
+        "probe": {"words": len(starts), "letters": "7-12", "context": 96, "given": GIVEN},
         "built_with": {"torch": torch.__version__, "python": platform.python_version(),
                        "threads": torch.get_num_threads(), "machine": platform.machine()},
         "runs": runs,

@@ -392,6 +392,9 @@ def test_word_completion_scores_a_perfect_and_a_clueless_model():
 
     assert scaling.word_completion(Oracle(), ids, starts, lengths, context=20) == {
         "char_accuracy": 1.0, "exact_match": 1.0, "words": 10}
+    assert scaling.word_completion(Oracle(), ids, starts, lengths, context=20, given=3)["exact_match"] == 1.0
+    with pytest.raises(ValueError, match="longer than given"):
+        scaling.word_completion(Oracle(), ids, starts, lengths, context=20, given=5)
     none = scaling.word_completion(Constant(), ids, starts, lengths, context=20)
     assert none["char_accuracy"] == 0.0 and none["exact_match"] == 0.0
     with pytest.raises(ValueError, match="characters before it"):
