@@ -419,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         if w.rank == 0:
             print(f"{a.mode}: {w.size} processes, {a.steps} steps, loss {res['mean_loss'][0]:.3f} -> "
                   f"{res['mean_loss'][-1]:.3f}", flush=True)
+        # Leave together: a process that tears down its connections while another still uses them
+        # can make gloo abort the other one.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
     return 0

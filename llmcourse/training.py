@@ -849,6 +849,8 @@ def main(argv: list[str] | None = None) -> int:
                 state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
                 write_atomic(out / "model.safetensors", save(state))
                 write_atomic(out / "history.json", json.dumps(history.as_dict()).encode("utf-8"))
+        if dist.is_initialized():
+            dist.barrier()  # leave together: gloo may abort a process whose peer has already gone
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -169,3 +169,17 @@ def test_notebook_05_checkers_accept_right_answers_and_name_the_mistakes():
     assert check("05.2", right, quiet=True)
     assert "too few" in check("05.2", one_too_few, quiet=True).message
     assert "renormalise" in check("05.2", unnormalised, quiet=True).message
+
+
+def test_notebook_06_checkers_accept_right_answers_and_name_the_mistakes():
+    from llmcourse import distributed, scaling
+
+    assert check("06.1", scaling.training_flops(1e9, 20e9), quiet=True)
+    assert "forward pass only" in check("06.1", 2 * 1e9 * 20e9, quiet=True).message
+    assert check("06.2", scaling.chinchilla_rule_of_thumb(1e21)[0], quiet=True)
+    assert "number of tokens" in check("06.2", scaling.chinchilla_rule_of_thumb(1e21)[1], quiet=True).message
+    assert check("06.3", scaling.zero_memory_per_device(7.5e9, 64, 2), quiet=True)
+    assert "stage 1" in check("06.3", scaling.zero_memory_per_device(7.5e9, 64, 1), quiet=True).message
+    assert "stage 3" in check("06.3", scaling.zero_memory_per_device(7.5e9, 64, 3), quiet=True).message
+    assert check("06.4", distributed.pipeline_schedule(4, 12).bubble_fraction, quiet=True)
+    assert not check("06.4", 0.25, quiet=True)

@@ -416,3 +416,19 @@ def test_a_ladder_point_trains_and_counts_its_compute():
     assert r["steps"] == 40 and r["tokens"] == 32 * 64 * 40
     assert r["flops"] == 6 * r["non_embedding"] * r["tokens"] and r["lr"] == 0.02
     assert r["val_loss"] < math.log(vocab.size) - 0.5, "40 steps learn the character frequencies at least"
+
+
+def test_compute_plan_puts_the_pieces_together():
+    plan = scaling.compute_plan(5.76e23, n_devices=1024, accelerator="NVIDIA H100 SXM", mfu=0.4)
+    n, d = scaling.chinchilla_optimal(5.76e23)
+    assert (plan["n_params"], plan["n_tokens"]) == (n, d)
+    assert plan["loss"] == scaling.chinchilla_loss(n, d)
+    assert plan["zero_bytes"][0] == 16 * n and plan["zero_bytes"][3] == pytest.approx(16 * n / 1024)
+    assert plan["fits"] == [2, 3]  # 32B parameters: 515 GB and 129 GB do not fit in 80 GB, 65 GB does
+    assert plan["seconds"] == pytest.approx(5.76e23 / (1024 * 989e12 * 0.4))
+    text = scaling.compute_plan_text(plan)
+    assert "32.2B parameters on 2.98T tokens" in text and "ZeRO-3 0.5 GB" in text
+    with pytest.raises(ValueError, match="accelerator"):
+        scaling.compute_plan(1e20, accelerator="TPU v9")
+    with pytest.raises(ValueError, match="n_devices"):
+        scaling.compute_plan(1e20, n_devices=0)
