@@ -432,3 +432,29 @@ def test_compute_plan_puts_the_pieces_together():
         scaling.compute_plan(1e20, accelerator="TPU v9")
     with pytest.raises(ValueError, match="n_devices"):
         scaling.compute_plan(1e20, n_devices=0)
+
+
+def test_the_committed_ladder_reproduces():
+    """Re-train the cheapest committed run of data/scaling_ladder.json (about 3 s) and compare."""
+    import torch
+
+    from llmcourse.datasets import load_shakespeare
+    from llmcourse.ngram import CharVocab
+
+    ladder = scaling.load_ladder()
+    assert len(ladder["runs"]) == 23 and {r["sweep"] for r in ladder["runs"]} == {"fixed-D", "isoflop"}
+    for budget in ladder["budgets"]:  # every committed IsoFLOP sweep brackets its optimum
+        rs = [r for r in ladder["runs"] if r["budget"] == budget]
+        scaling.isoflop_minimum([r["non_embedding"] for r in rs], [r["val_loss"] for r in rs])
+    saved = next(r for r in ladder["runs"] if r["name"] == "L1-16" and r["sweep"] == "fixed-D")
+    train_text, valid_text = load_shakespeare("train"), load_shakespeare("validation")
+    vocab = CharVocab.from_text(train_text, unk_token="<unk>")
+    starts, lengths = scaling.long_words(valid_text, n=ladder["probe"]["words"])
+    probe = {"ids": vocab.encode(valid_text), "starts": starts, "lengths": lengths, "given": ladder["probe"]["given"]}
+    r = scaling.train_ladder_point(1, 16, vocab.size, torch.from_numpy(vocab.encode(train_text)),
+                                   torch.from_numpy(vocab.encode(valid_text[:2**16])), tokens=saved["tokens"], probe=probe)
+    for key in ("non_embedding", "tokens", "flops", "steps", "lr"):
+        assert r[key] == saved[key], key
+    # the same machine reproduces it to the last digit; another CPU may round differently in training
+    assert r["val_loss"] == pytest.approx(saved["val_loss"], abs=0.01)
+    assert r["char_accuracy"] == pytest.approx(saved["char_accuracy"], abs=0.02)
