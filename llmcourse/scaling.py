@@ -581,10 +581,38 @@ def long_words(text: str, min_len: int = 7, max_len: int = 12, context: int = 96
     return [found[i][0] for i in pick], [found[i][1] for i in pick]
 
 
-def train_ladder_point(n_layer: int, n_embd: int, vocab_size: int, train_ids, val_ids, *, tokens: int, batch_size: int = 32,
-                       seq_len: int = 128, lr: float | None = None, seed: int = 0, probe=None,
-                       show_progress: bool = False) -> dict:
-    """Train one ladder model on ``tokens`` tokens (warm-up 5%, cosine to 10%) and measure it.
+#: The ladder's validation sample (characters from the start of the split) and its probe settings.
+LADDER_VAL_CHARS = 2**16
+LADDER_PROBE = {"words": 500, "letters": (7, 12), "context": 96, "given": 3}
+
+
+def ladder_data() -> tuple:
+    """What every ladder run reads, so that the script, notebook 06 and the tests measure alike:
+    ``(vocab, train_ids, val_ids, probe)``: the character vocabulary of the Shakespeare train split,
+    the train split's ids, the first :data:`LADDER_VAL_CHARS` characters of the validation split, and
+    the :func:`word_completion` probe (:data:`LADDER_PROBE`: 500 words of 7 to 12 letters of the
+    validation split, each after 96 characters of context, its first 3 letters given), as keyword
+    arguments for :func:`train_ladder_point`'s ``probe``."""
+    import torch
+
+    from llmcourse.datasets import load_shakespeare
+    from llmcourse.ngram import CharVocab
+
+    train_text, valid_text = load_shakespeare("train"), load_shakespeare("validation")
+    vocab = CharVocab.from_text(train_text, unk_token="<unk>")
+    p = LADDER_PROBE
+    starts, lengths = long_words(valid_text, *p["letters"], context=p["context"], n=p["words"])
+    probe = {"ids": vocab.encode(valid_text), "starts": starts, "lengths": lengths, "context": p["context"],
+             "given": p["given"]}
+    return (vocab, torch.from_numpy(vocab.encode(train_text)),
+            torch.from_numpy(vocab.encode(valid_text[:LADDER_VAL_CHARS])), probe)
+
+
+def train_ladder_point(n_layer: int, n_embd: int, vocab_size: int, train_ids, val_ids, *, tokens: int | None = None,
+                       budget: float | None = None, batch_size: int = 32, seq_len: int = 128,
+                       lr: float | None = None, seed: int = 0, probe=None, show_progress: bool = False) -> dict:
+    """Train one ladder model on ``tokens`` tokens, or on ``budget / (6 N)`` tokens for a compute
+    budget (give one of the two), with warm-up 5% and cosine decay to 10%, and measure it.
 
     Compute is counted as Kaplan et al. (2020) do: ``C = 6·N·D`` with N the non-embedding parameters
     (the output layer included, its products are real work) and D the tokens trained on. Returns a
@@ -595,14 +623,16 @@ def train_ladder_point(n_layer: int, n_embd: int, vocab_size: int, train_ids, va
     from llmcourse.rnn import evaluate
     from llmcourse.training import TrainConfig, Trainer
 
-    tokens = _positive_int(tokens, "tokens")
+    if (tokens is None) == (budget is None):
+        raise ValueError(f"give tokens or budget, not both or neither; got tokens={tokens!r}, budget={budget!r}")
     model = ladder_model(n_layer, n_embd, _positive_int(vocab_size, "vocab_size"), block_size=seq_len, seed=seed)
+    n = model.num_parameters(exclude_embeddings=True)
+    tokens = _positive_int(tokens, "tokens") if budget is None else int(_positive(budget, "budget") / (6 * n))
     lr = ladder_lr(n_embd) if lr is None else _positive(lr, "lr")
     steps = max(1, round(tokens / (batch_size * seq_len)))
     config = TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, warmup=0.05,
                          min_lr_ratio=0.1, weight_decay=0.1, clip=1.0, eval_every=max(steps, 1), seed=seed)
     history = Trainer(model, train_ids, val_ids, config, show_progress=show_progress).fit()
-    n = model.num_parameters(exclude_embeddings=True)
     d = steps * batch_size * seq_len
     out = {"n_layer": n_layer, "n_embd": n_embd, "params": model.num_parameters(), "non_embedding": n,
            "tokens": d, "flops": training_flops(n, d), "steps": steps, "lr": lr,

@@ -38,24 +38,16 @@ from pathlib import Path
 import torch
 
 from llmcourse import scaling
-from llmcourse.datasets import data_dir, load_shakespeare, sha256_file, write_atomic
-from llmcourse.ngram import CharVocab
+from llmcourse.datasets import data_dir, sha256_file, write_atomic
 
 FILE = "scaling_ladder.json"
 FIXED_TOKENS = 2**20
-VAL_CHARS = 2**16
-GIVEN = 3  # the probe shows the model each word's first 3 letters; it must write the rest
 ISOFLOP = {  # budget (FLOPs) -> the ladder sizes tried at it, bracketing the optimum
     1e12: ["L1-16", "L2-32", "L2-48", "L3-64", "L3-96"],
     3e12: ["L2-32", "L2-48", "L3-64", "L3-96", "L4-128"],
     1e13: ["L2-48", "L3-64", "L3-96", "L4-128", "L5-160"],
 }
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llmcourse" / "scaling_ladder.jsonl"
-
-
-def non_embedding(name: str, vocab_size: int) -> int:
-    n_layer, n_embd = scaling.LADDER[name]
-    return scaling.ladder_model(n_layer, n_embd, vocab_size).num_parameters(exclude_embeddings=True)
 
 
 def update_checksums(digest: str) -> None:
@@ -81,54 +73,49 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="ignore the cache of finished runs")
     args = parser.parse_args()
 
-    train_text, valid_text = load_shakespeare("train"), load_shakespeare("validation")
-    vocab = CharVocab.from_text(train_text, unk_token="<unk>")
-    train_ids = torch.from_numpy(vocab.encode(train_text))
-    val_ids = torch.from_numpy(vocab.encode(valid_text[:VAL_CHARS]))
-    starts, lengths = scaling.long_words(valid_text, n=500)
-    probe = {"ids": vocab.encode(valid_text), "starts": starts, "lengths": lengths, "context": 96, "given": GIVEN}
+    vocab, train_ids, val_ids, probe = scaling.ladder_data()
     fixed_tokens = 2**15 if args.quick else FIXED_TOKENS
     budgets = {1e10: ISOFLOP[1e12][:3]} if args.quick else ISOFLOP
 
-    done = {}
+    done = {}  # (name, sweep, tokens or budget) -> the run
     if CACHE.is_file() and not args.quick and not args.fresh:
         for line in CACHE.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["name"], r["tokens"], r["sweep"])] = r
+            entry = json.loads(line)
+            if "key" in entry:
+                done[tuple(entry["key"])] = entry["run"]
 
-    def run(name: str, tokens: int, sweep: str, budget: float | None = None) -> dict:
+    def run(name: str, sweep: str, *, tokens: int | None = None, budget: float | None = None) -> dict:
         n_layer, n_embd = scaling.LADDER[name]
-        steps = max(1, round(tokens / (32 * 128)))
-        cached = done.get((name, steps * 32 * 128, sweep))
-        if cached is not None:  # runs are deterministic: a finished one need not run again
+        key = (name, sweep, tokens if budget is None else budget)
+        if key in done:  # runs are deterministic: a finished one need not run again
             print(f"{sweep:<8} {name:<7} from {CACHE}", flush=True)
-            return cached
+            return done[key]
         t0 = time.perf_counter()
-        r = scaling.train_ladder_point(n_layer, n_embd, vocab.size, train_ids, val_ids, tokens=tokens, probe=probe)
+        r = scaling.train_ladder_point(n_layer, n_embd, vocab.size, train_ids, val_ids, tokens=tokens,
+                                       budget=budget, probe=probe)
         r.update(name=name, sweep=sweep, budget=budget)
         if not args.quick:
             CACHE.parent.mkdir(parents=True, exist_ok=True)
             with CACHE.open("a") as f:
-                f.write(json.dumps(r) + "\n")
+                f.write(json.dumps({"key": list(key), "run": r}) + "\n")
         print(f"{sweep:<8} {name:<7} N={r['non_embedding']:>9,} D={r['tokens']:>11,} C={r['flops']:.2e} "
               f"val {r['val_loss']:.4f}  char acc {r['char_accuracy']:.3f}  exact {r['exact_match']:.3f}  "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
         return r
 
-    runs = [run(name, fixed_tokens, "fixed-D") for name in scaling.LADDER]
-    for budget, names in budgets.items():
-        for name in names:
-            tokens = int(budget / (6 * non_embedding(name, vocab.size)))
-            runs.append(run(name, tokens, "isoflop", budget))
+    runs = [run(name, "fixed-D", tokens=fixed_tokens) for name in scaling.LADDER]
+    runs += [run(name, "isoflop", budget=budget) for budget, names in budgets.items() for name in names]
     if args.quick:
         return 0
     result = {
         "description": "Scaling ladder of LLaMA-style character models on Shakespeare (notebook 06)",
         "command": "python scripts/scaling_ladder.py",
-        "data": f"train split; val_loss on the first {VAL_CHARS} characters of the validation split (nats/char)",
+        "data": f"train split; val_loss on the first {scaling.LADDER_VAL_CHARS} characters of the validation "
+                "split (nats/char)",
         "fixed_tokens": FIXED_TOKENS,
         "budgets": list(ISOFLOP),
-        "probe": {"words": len(starts), "letters": "7-12", "context": 96, "given": GIVEN},
+        "probe": {"words": len(probe["starts"]), "letters": "7-12", "context": probe["context"],
+                  "given": probe["given"]},
         "built_with": {"torch": torch.__version__, "python": platform.python_version(),
                        "threads": torch.get_num_threads(), "machine": platform.machine()},
         "runs": runs,

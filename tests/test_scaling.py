@@ -416,6 +416,10 @@ def test_a_ladder_point_trains_and_counts_its_compute():
     assert r["steps"] == 40 and r["tokens"] == 32 * 64 * 40
     assert r["flops"] == 6 * r["non_embedding"] * r["tokens"] and r["lr"] == 0.02
     assert r["val_loss"] < math.log(vocab.size) - 0.5, "40 steps learn the character frequencies at least"
+    by_budget = scaling.train_ladder_point(1, 16, vocab.size, ids[:50_000], ids[50_000:], budget=3e9, seq_len=64)
+    assert by_budget["tokens"] == 32 * 64 * round(3e9 / (6 * r["non_embedding"]) / (32 * 64))
+    with pytest.raises(ValueError, match="tokens or budget"):
+        scaling.train_ladder_point(1, 16, vocab.size, ids, ids, tokens=10, budget=1e9)
 
 
 def test_compute_plan_puts_the_pieces_together():
@@ -436,23 +440,16 @@ def test_compute_plan_puts_the_pieces_together():
 
 def test_the_committed_ladder_reproduces():
     """Re-train the cheapest committed run of data/scaling_ladder.json (about 3 s) and compare."""
-    import torch
-
-    from llmcourse.datasets import load_shakespeare
-    from llmcourse.ngram import CharVocab
-
     ladder = scaling.load_ladder()
     assert len(ladder["runs"]) == 23 and {r["sweep"] for r in ladder["runs"]} == {"fixed-D", "isoflop"}
     for budget in ladder["budgets"]:  # every committed IsoFLOP sweep brackets its optimum
         rs = [r for r in ladder["runs"] if r["budget"] == budget]
         scaling.isoflop_minimum([r["non_embedding"] for r in rs], [r["val_loss"] for r in rs])
     saved = next(r for r in ladder["runs"] if r["name"] == "L1-16" and r["sweep"] == "fixed-D")
-    train_text, valid_text = load_shakespeare("train"), load_shakespeare("validation")
-    vocab = CharVocab.from_text(train_text, unk_token="<unk>")
-    starts, lengths = scaling.long_words(valid_text, n=ladder["probe"]["words"])
-    probe = {"ids": vocab.encode(valid_text), "starts": starts, "lengths": lengths, "given": ladder["probe"]["given"]}
-    r = scaling.train_ladder_point(1, 16, vocab.size, torch.from_numpy(vocab.encode(train_text)),
-                                   torch.from_numpy(vocab.encode(valid_text[:2**16])), tokens=saved["tokens"], probe=probe)
+    vocab, train_ids, val_ids, probe = scaling.ladder_data()
+    assert {k: probe[k] for k in ("context", "given")} == {k: ladder["probe"][k] for k in ("context", "given")}
+    assert len(probe["starts"]) == ladder["probe"]["words"]
+    r = scaling.train_ladder_point(1, 16, vocab.size, train_ids, val_ids, tokens=saved["tokens"], probe=probe)
     for key in ("non_embedding", "tokens", "flops", "steps", "lr"):
         assert r[key] == saved[key], key
     # the same machine reproduces it to the last digit; another CPU may round differently in training
