@@ -17,9 +17,12 @@ words of 7 to 12 letters from the validation split; the model is shown a word's 
 must write the rest), for the emergence section of notebook 06.
 
 Runs are deterministic (seeded initialisation and data order): the losses do not depend on the
-machine's load, only the recorded seconds do. Each finished run is appended to a cache
-(``~/.cache/llmcourse/scaling_ladder.jsonl``), so an interrupted build resumes where it stopped;
-``--fresh`` ignores it. The script writes the JSON atomically and records its
+machine's load, only the recorded seconds do. Each finished run is added to a cache
+(``~/.cache/llmcourse/scaling_ladder.jsonl``, one JSON line per run, the whole file rewritten atomically
+after every run), so an interrupted build resumes where it stopped; ``--fresh`` ignores the cache and
+starts it anew. A damaged last line (left by a run killed while an older version of this script appended
+to the cache) is dropped with a warning and that point trained again; a damaged line before it is an error
+that names the file and line (:func:`read_cache`). The script writes the JSON atomically and records its
 sha256 in data/SHA256SUMS and in the file table of data/README.md, so `llmcourse.datasets.verify_file`
 checks it on every load.
 """
@@ -38,7 +41,8 @@ from pathlib import Path
 import torch
 
 from llmcourse import scaling
-from llmcourse.datasets import data_dir, sha256_file, write_atomic
+from llmcourse.datasets import data_dir
+from llmcourse.files import sha256_file, write_atomic
 
 FILE = "scaling_ladder.json"
 FIXED_TOKENS = 2**20
@@ -48,6 +52,56 @@ ISOFLOP = {  # budget (FLOPs) -> the ladder sizes tried at it, bracketing the op
     1e13: ["L2-48", "L3-64", "L3-96", "L4-128", "L5-160"],
 }
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llmcourse" / "scaling_ladder.jsonl"
+
+
+class CacheFileError(ValueError):
+    """The cache of finished runs is damaged before its last line; the message names the file and line."""
+
+
+def _entry(line: bytes) -> tuple[tuple, dict] | str:
+    """``(key, run)`` from one line of the cache, or why the line is damaged."""
+    try:
+        entry = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"not valid JSON: {e}"
+    if (not isinstance(entry, dict) or not isinstance(entry.get("key"), list) or len(entry["key"]) != 3
+            or not isinstance(entry.get("run"), dict)):
+        return 'not an object {"key": [name, sweep, tokens or budget], "run": {...}}'
+    return tuple(entry["key"]), entry["run"]
+
+
+def read_cache(path: Path) -> dict[tuple, dict]:
+    """The finished runs in the cache file ``path``: ``{(name, sweep, tokens or budget): run}``.
+
+    A missing file is an empty cache; blank lines are skipped. A damaged *last* line is what a run
+    killed while writing leaves behind: it is dropped with a warning naming the file, and that point
+    is trained again. A damaged line before the last is not a crash's doing and raises
+    :class:`CacheFileError` naming the file and the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    lines = [(n, line) for n, line in enumerate(path.read_bytes().split(b"\n"), start=1) if line.strip()]
+    done: dict[tuple, dict] = {}
+    for k, (n, line) in enumerate(lines):
+        parsed = _entry(line)
+        if isinstance(parsed, str):
+            if k < len(lines) - 1:
+                raise CacheFileError(f"{path}, line {n}: damaged entry ({parsed}). Only the last line can be "
+                                     "half-written by a killed run; delete this line or the file, or run with "
+                                     "--fresh, to train those points again")
+            print(f"warning: {path}, line {n}: damaged last entry ({parsed}), probably a run killed while "
+                  "writing it; dropping it, that point will be trained again", file=sys.stderr, flush=True)
+            break
+        done[parsed[0]] = parsed[1]
+    return done
+
+
+def write_cache(path: Path, done: dict[tuple, dict]) -> None:
+    """Write every run of ``done`` to the cache file ``path``, atomically: a reader (or a later run) sees
+    the old cache or the new one, never half a line."""
+    lines = [json.dumps({"key": list(key), "run": run}) + "\n" for key, run in done.items()]
+    write_atomic(Path(path), "".join(lines).encode("utf-8"))
 
 
 def update_checksums(digest: str) -> None:
@@ -77,12 +131,8 @@ def main() -> int:
     fixed_tokens = 2**15 if args.quick else FIXED_TOKENS
     budgets = {1e10: ISOFLOP[1e12][:3]} if args.quick else ISOFLOP
 
-    done = {}  # (name, sweep, tokens or budget) -> the run
-    if CACHE.is_file() and not args.quick and not args.fresh:
-        for line in CACHE.read_text().splitlines():
-            entry = json.loads(line)
-            if "key" in entry:
-                done[tuple(entry["key"])] = entry["run"]
+    # (name, sweep, tokens or budget) -> the run; --fresh starts the cache anew
+    done = {} if args.quick or args.fresh else read_cache(CACHE)
 
     def run(name: str, sweep: str, *, tokens: int | None = None, budget: float | None = None) -> dict:
         n_layer, n_embd = scaling.LADDER[name]
@@ -95,9 +145,8 @@ def main() -> int:
                                        budget=budget, probe=probe)
         r.update(name=name, sweep=sweep, budget=budget)
         if not args.quick:
-            CACHE.parent.mkdir(parents=True, exist_ok=True)
-            with CACHE.open("a") as f:
-                f.write(json.dumps({"key": list(key), "run": r}) + "\n")
+            done[key] = r
+            write_cache(CACHE, done)
         print(f"{sweep:<8} {name:<7} N={r['non_embedding']:>9,} D={r['tokens']:>11,} C={r['flops']:.2e} "
               f"val {r['val_loss']:.4f}  char acc {r['char_accuracy']:.3f}  exact {r['exact_match']:.3f}  "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -8,6 +8,7 @@ when ``data/shakespeare`` is not built). The thresholds asserted on it were meas
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -122,11 +123,11 @@ def test_messy_corpus_ground_truth_is_true(corpus, shakespeare):
 
 @pytest.mark.parametrize("kwargs, exc, match", [
     ({"text": 5}, TypeError, "text must be a str"),
-    ({"n_docs": 0}, ValueError, "n_docs must be >= 1"),
+    ({"n_docs": 0}, ValueError, "n_docs must be an integer >= 1; got 0"),
     ({"n_docs": 10**6}, ValueError, "n_docs=1000000 is more than"),
-    ({"junk_frac": 1.5}, ValueError, r"junk_frac must be in \[0, 1\]"),
+    ({"junk_frac": 1.5}, ValueError, r"junk_frac must be a number in \[0, 1\]; got 1.5"),
     ({"near_edit_rate": (0.05, 0.01)}, ValueError, "near_edit_rate"),
-    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"seed": -1}, ValueError, "seed must be an integer >= 0; got -1"),
     ({"exact_frac": 0.5, "near_frac": 0.5, "pii_frac": 0.5}, ValueError, "exact_frac \\+ near_frac"),
 ])
 def test_messy_corpus_bad_arguments(kwargs, exc, match):
@@ -189,7 +190,7 @@ def test_quality_filter_rules_and_overrides():
     assert quality_filter(["Home | About | Contact"], min_words=1)[1][0] == "max_symbol_word_ratio: symbol_word_ratio=0.4"
     with pytest.raises(TypeError, match="unknown threshold 'min_wrods'"):
         quality_filter([prose], min_wrods=3)
-    with pytest.raises(TypeError, match="min_words must be a number"):
+    with pytest.raises(TypeError, match="min_words must be a finite number"):
         quality_filter([prose], min_words="50")
     with pytest.raises(TypeError, match=r"docs\[1\] must be a str"):
         quality_filter([prose, 3])
@@ -219,7 +220,7 @@ def test_exact_dedup_small():
     assert exact_dedup(docs, normalize=False) == ([True, True, True, False, True, False],
                                                   [None, None, None, 1, None, 0])
     assert exact_dedup([]) == ([], [])
-    with pytest.raises(TypeError, match="normalize must be a bool"):
+    with pytest.raises(TypeError, match="normalize must be True or False"):
         exact_dedup(docs, normalize="yes")
 
 
@@ -245,17 +246,19 @@ def test_shingles():
     assert shingles("Hi there", k=3) == {"hi there"}
     assert shingles("... !!", k=3) == set()
     assert shingles("ab  CD", k=2, unit="char") == {"ab", "b ", " c", "cd"}
-    with pytest.raises(ValueError, match="unit must be 'word' or 'char'"):
+    with pytest.raises(ValueError, match=r"unit must be one of \('word', 'char'\); got 'byte'"):
         shingles("x", unit="byte")
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1; got 0"):
         shingles("x", k=0)
 
 
 def test_jaccard_exact():
     assert jaccard({1, 2, 3}, {2, 3, 4}) == 0.5
     assert jaccard(set(), set()) == 1.0 and jaccard({1}, set()) == 0.0
-    with pytest.raises(TypeError, match="not strings"):
-        jaccard("abc", "abd")
+    with pytest.raises(TypeError, match="a must be a set .*not a string"):
+        jaccard("abc", {"abd"})
+    with pytest.raises(TypeError, match="b must be a set"):
+        jaccard({"abc"}, 3)
 
 
 def test_mulmod_mersenne_is_exact():
@@ -315,9 +318,9 @@ def test_minhash_edge_cases():
     assert not np.array_equal(minhash_signatures([{"x", "y"}], seed=0), minhash_signatures([{"x", "y"}], seed=1))
     with pytest.raises(TypeError, match=r"shingle_sets\[1\] must be a set of shingles"):
         minhash_signatures([{"a"}, "abc"])
-    with pytest.raises(TypeError, match="shingles must be str, bytes or int"):
+    with pytest.raises(TypeError, match="shingle_sets must be sets of str, bytes or int shingles; got 1.5"):
         minhash_signatures([{1.5}])
-    with pytest.raises(ValueError, match="num_perm must be >= 1"):
+    with pytest.raises(ValueError, match="num_perm must be an integer >= 1"):
         minhash_signatures([{"a"}], num_perm=0)
 
 
@@ -342,8 +345,10 @@ def test_lsh_probability_and_params():
     assert lsh_params(0.8, 128) == (21, 6)
     bands, rows = lsh_params(0.5, 128)
     assert lsh_probability(0.5, bands, rows) >= 0.99 > lsh_probability(0.5, 128 // (rows + 1), rows + 1)
-    with pytest.raises(ValueError, match=r"s must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"s must be a number or an array of numbers in \[0, 1\]; got 1.5"):
         lsh_probability(1.5, 2, 2)
+    with pytest.raises(TypeError, match="s must be a number"):
+        lsh_probability("0.5", 2, 2)
 
 
 def test_lsh_follows_the_s_curve():
@@ -384,13 +389,13 @@ def test_near_dedup_small():
     assert keep == [True, False, True]
     with pytest.raises(ValueError, match="give both bands and rows"):
         near_dedup([a], bands=4)
-    with pytest.raises(ValueError, match="verify must be"):
+    with pytest.raises(ValueError, match="verify must be one of"):
         near_dedup([a], verify="approx")
-    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold must be a number in \(0, 1\]"):
         near_dedup([a], threshold=0)
     with pytest.raises(ValueError, match="bands \\* rows = 200 is more than num_perm=128"):
         near_dedup([a], bands=20, rows=10)
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
         near_dedup([], k=0)
 
 
@@ -415,8 +420,10 @@ def test_precision_recall():
     assert precision_recall([], [(0, 1)]) == (1.0, 0.0)
     assert precision_recall([(0, 1)], []) == (0.0, 1.0)
     assert precision_recall({(0, 1): 0.9}, {(0, 1)}) == (1.0, 1.0)  # near_dedup's dict works as is
-    with pytest.raises(TypeError, match="found_pairs must hold pairs"):
+    with pytest.raises(TypeError, match=r"found_pairs\[0\] must be a pair \(i, j\)"):
         precision_recall([(0, 1, 2)], [])
+    with pytest.raises(TypeError, match=r"true_pairs\[1\] must be a pair"):
+        precision_recall([], [(0, 1), ("a", 2)])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -479,9 +486,9 @@ def test_tokenize_documents(tokenizer):
     assert [a.dtype for a in arrays] == [np.uint16] * 3
     assert [tokenizer.decode(a.tolist()) for a in arrays] == docs
     assert len(arrays[1]) == 0 and eot not in arrays[2]
-    with pytest.raises(ValueError, match="eot_id must be <= 399"):
+    with pytest.raises(ValueError, match="eot_id must be an integer >= 0 and <= 399; got 400"):
         tokenize_documents(docs, tokenizer, eot_id=400)
-    with pytest.raises(TypeError, match="tokenizer must have encode"):
+    with pytest.raises(TypeError, match=r"tokenizer must be an object with encode\(\)"):
         tokenize_documents(docs, "gpt2")
 
 
@@ -509,7 +516,7 @@ def test_pack_load_round_trip(tmp_path, tokenizer):
     assert np.array_equal(load_packed(tmp_path / "t32.bin"), expected.astype(np.uint32))
 
 
-def test_pack_errors_and_mismatches(tmp_path):
+def test_pack_errors(tmp_path):
     arrays = [np.array([1, 2, 3]), np.array([4])]
     with pytest.raises(ValueError, match="use dtype=np.uint32"):
         pack_tokens(arrays, tmp_path / "a.bin", 0, vocab_size=70_000)
@@ -525,39 +532,160 @@ def test_pack_errors_and_mismatches(tmp_path):
         pack_tokens([np.array([-1])], tmp_path / "a.bin", 0)
     with pytest.raises(TypeError, match="one per document"):
         pack_tokens(np.array([1, 2]), tmp_path / "a.bin", 0)
+    with pytest.raises(TypeError, match="vocab_size must be an integer >= 1"):
+        pack_tokens(arrays, tmp_path / "a.bin", 0, vocab_size="400")
     assert not (tmp_path / "a.bin").exists()
-
-    path = tmp_path / "ok.bin"
-    pack_tokens(arrays, path, 0)
-    with open(path, "ab") as f:                        # a file that grew: size check
-        f.write(b"\x00\x00")
-    with pytest.raises(ValueError, match="do not match"):
-        load_packed(path)
-    pack_tokens(arrays, path, 0)
-    side = tmp_path / "ok.bin.json"
-    meta = json.loads(side.read_text())
-    side.write_text(json.dumps({**meta, "dtype": "uint32"}))  # wrong dtype: size no longer matches
-    with pytest.raises(ValueError, match="do not match"):
-        load_packed(path)
-    side.write_text(json.dumps({**meta, "format": "something-else"}))
-    with pytest.raises(ValueError, match="not an llmcourse-packed-tokens"):
-        load_packed(path)
-    pack_tokens(arrays, path, 0)
-    data = bytearray(path.read_bytes())
-    data[0] ^= 1                                       # same size, changed content: hash check
-    path.write_bytes(bytes(data))
-    load_packed(path)
-    with pytest.raises(ValueError, match="sha256 does not match"):
-        load_packed(path, check_hash=True)
-    side.unlink()
-    with pytest.raises(FileNotFoundError, match="sidecar"):
-        load_packed(path)
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_packed(tmp_path / "missing.bin")
     with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
         load_packed(3)
+    with pytest.raises(TypeError, match="check_hash must be True or False"):
+        load_packed(tmp_path / "big.bin", check_hash=1)
     with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
         pack_tokens(arrays, None, 0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# a packed file and its sidecar: every damaged or mismatched pair is refused, naming the file
+
+FIX = "re-run the packing"
+
+
+def _packed(tmp_path, ids=(1, 2, 3, 4, 5), name="ok.bin"):
+    path = tmp_path / name
+    meta = pack_tokens([np.array(ids)], path, 0)
+    return path, tmp_path / f"{name}.json", meta
+
+
+def test_the_sidecar_records_size_and_sha256(tmp_path):
+    path, side, meta = _packed(tmp_path)
+    assert meta["version"] == 2 and json.loads(side.read_text()) == meta
+    assert meta["bytes"] == path.stat().st_size == 2 * meta["length"] == 12
+    assert meta["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("check_hash", [True, False])
+@pytest.mark.parametrize("damage", ["grown", "truncated", "odd", "empty"])
+def test_load_packed_refuses_a_bin_of_the_wrong_size(tmp_path, damage, check_hash):
+    path, _, _ = _packed(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes({"grown": data + b"\x00\x00", "truncated": data[:-2], "odd": data[:-1], "empty": b""}[damage])
+    with pytest.raises(dp.PackedFileError, match="do not match") as err:
+        load_packed(path, check_hash=check_hash)
+    assert str(path) in str(err.value) and FIX in str(err.value)
+
+
+def test_load_packed_refuses_changed_bytes(tmp_path):
+    path, _, _ = _packed(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 1                                       # same size, changed content: only the hash sees it
+    path.write_bytes(bytes(data))
+    with pytest.raises(dp.PackedFileError, match="sha256 does not match") as err:
+        load_packed(path)                              # hashing is the default
+    assert str(path) in str(err.value) and FIX in str(err.value)
+    assert isinstance(err.value, ValueError)
+    assert load_packed(path, check_hash=False).tolist() == [0, 2, 3, 4, 5, 0]  # opting out reads it as is
+
+
+def _write_sidecar(side, meta):
+    side.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("truncated", "not valid JSON"),
+    ("empty", "not valid JSON"),
+    ("binary", "not valid JSON"),
+    ("a list", "not an llmcourse-packed-tokens sidecar"),
+    ("other format", "not an llmcourse-packed-tokens sidecar"),
+    ("version 1", "version 1"),
+    ("no length", "length must be an int >= 1; got None"),
+    ("negative bytes", "bytes must be an int >= 1; got -12"),
+    ("float length", "length must be an int >= 1; got 6.0"),
+    ("bad dtype", "dtype must be 'uint16' or 'uint32'"),
+    ("short sha", "sha256 must be 64 hex digits"),
+    ("wrong dtype", "says 6 uint32 ids but 12 bytes"),
+    ("wrong length", "says 7 uint16 ids but 12 bytes"),
+    ("wrong size and length", "do not match"),
+    ("wrong sha", "sha256 does not match"),
+])
+def test_load_packed_refuses_a_damaged_sidecar(tmp_path, damage, match):
+    path, side, meta = _packed(tmp_path)
+    text = side.read_text()
+    if damage == "truncated":
+        side.write_text(text[: len(text) // 2])
+    elif damage == "empty":
+        side.write_text("")
+    elif damage == "binary":
+        side.write_bytes(b"\xff\xfe\x00garbage")
+    elif damage == "a list":
+        _write_sidecar(side, [meta])
+    else:
+        changes = {"other format": {"format": "something-else"}, "version 1": {"version": 1},
+                   "no length": {"length": None}, "negative bytes": {"bytes": -12},
+                   "float length": {"length": 6.0}, "bad dtype": {"dtype": "int64"},
+                   "short sha": {"sha256": "abc"}, "wrong dtype": {"dtype": "uint32"},
+                   "wrong length": {"length": 7}, "wrong size and length": {"length": 7, "bytes": 14},
+                   "wrong sha": {"sha256": "0" * 64}}[damage]
+        _write_sidecar(side, {**meta, **changes})
+    with pytest.raises(dp.PackedFileError, match=match) as err:
+        load_packed(path)
+    message = str(err.value)
+    assert (str(side) in message or str(path) in message) and FIX in message, message
+
+
+def test_load_packed_refuses_a_missing_sidecar(tmp_path):
+    path, side, _ = _packed(tmp_path)
+    side.unlink()
+    with pytest.raises(FileNotFoundError, match="sidecar") as err:
+        load_packed(path)
+    assert str(side) in str(err.value) and FIX in str(err.value)
+
+
+@pytest.mark.parametrize("new_ids", [(7, 7, 7, 7, 7), (7, 7, 7)], ids=["same length", "other length"])
+def test_a_crash_between_the_two_renames_is_detected(tmp_path, monkeypatch, new_ids):
+    # pack_tokens renames the new .bin into place, then the new sidecar; a crash in between leaves a new
+    # .bin beside the old sidecar. Of the same length, only the sha256 tells them apart.
+    path, side, _ = _packed(tmp_path)
+    assert load_packed(path).tolist() == [1, 2, 3, 4, 5, 0]   # checked (and remembered) before the crash
+    old_side = side.read_text()
+    real = dp.packing.write_atomic
+
+    def crash_on_sidecar(target, data):
+        if str(target).endswith(".json"):
+            raise OSError("killed between the two renames")
+        real(target, data)
+
+    monkeypatch.setattr(dp.packing, "write_atomic", crash_on_sidecar)
+    with pytest.raises(OSError, match="killed"):
+        pack_tokens([np.array(new_ids)], path, 0)
+    monkeypatch.undo()
+    assert side.read_text() == old_side and np.fromfile(path, dtype="<u2").tolist() == [*new_ids, 0]
+    with pytest.raises(dp.PackedFileError, match="do not match") as err:
+        load_packed(path)
+    assert str(path) in str(err.value) and FIX in str(err.value)
+    pack_tokens([np.array(new_ids)], path, 0)          # the fix the message gives
+    assert load_packed(path).tolist() == [*new_ids, 0]
+
+
+def test_the_hash_check_is_remembered_per_file(tmp_path, monkeypatch):
+    path, _, _ = _packed(tmp_path)
+    calls = []
+    real = dp.packing.sha256_file
+    monkeypatch.setattr(dp.packing, "sha256_file", lambda p: calls.append(p) or real(p))
+    load_packed(path)
+    load_packed(path)
+    load_packed(str(path))
+    assert len(calls) == 1                             # hashed once for this process
+    load_packed(path, check_hash=False)
+    assert len(calls) == 1
+    data = bytearray(path.read_bytes())                # changed in place, same size: a new mtime ...
+    data[2] ^= 1
+    path.write_bytes(bytes(data))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(dp.PackedFileError, match="sha256 does not match"):
+        load_packed(path)                              # ... so it is hashed again, and refused
+    assert len(calls) == 2
 
 
 def test_pack_is_atomic(tmp_path, monkeypatch):
@@ -598,7 +726,7 @@ def test_random_windows(tmp_path):
                        random_windows(np.arange(20), 3, 4, torch.Generator().manual_seed(2))[0])
     with pytest.raises(ValueError, match="too few for seq_len=10"):
         random_windows(np.arange(10), 2, 10)
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         random_windows(tokens, 0, 4)
     with pytest.raises(ValueError, match="must be 1-D"):
         random_windows(tokens.reshape(10, 100), 2, 4)
@@ -638,3 +766,65 @@ def test_run_pipeline(corpus, tokenizer, tmp_path):
         run_pipeline(corpus.docs[:3], out_path=out)
     small = run_pipeline(corpus.docs[:20], near=False, scrub=False)
     assert [s.stage for s in small.stages] == ["quality filter", "exact dedup"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# one argument-checking convention: every public function names the bad argument
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: split_documents(b"text"), "text"),
+    (lambda: split_documents("a", min_chars=10, max_chars=5), "max_chars"),
+    (lambda: make_messy_corpus("a", n_docs=1.5), "n_docs"),
+    (lambda: make_messy_corpus("a", pii_frac=float("nan")), "pii_frac"),
+    (lambda: make_messy_corpus("a", near_edit_rate=0.1), "near_edit_rate"),
+    (lambda: quality_signals(None), "doc"),
+    (lambda: quality_filter(["x"], max_words=float("inf")), "max_words"),
+    (lambda: normalize_whitespace(3), "text"),
+    (lambda: exact_dedup([b"bytes"]), r"docs\[0\]"),
+    (lambda: shingles("a b", k=True), "k"),
+    (lambda: jaccard([1], "ab"), "b"),
+    (lambda: minhash_signatures(5), "shingle_sets"),
+    (lambda: minhash_signatures([{"a"}], seed=-1), "seed"),
+    (lambda: minhash_signatures([{"a"}], chunk=0), "chunk"),
+    (lambda: lsh_probability(0.5, bands=0, rows=2), "bands"),
+    (lambda: lsh_params(0.8, min_prob=0), "min_prob"),
+    (lambda: lsh_candidate_pairs([[1, 2]], 1, 1), "signatures"),
+    (lambda: lsh_candidate_pairs(np.ones((2, 2), dtype=int), 1, rows=2.0), "rows"),
+    (lambda: near_dedup(["a"], unit="byte"), "unit"),
+    (lambda: near_dedup(["a"], seed="0"), "seed"),
+    (lambda: near_dedup(["a"], bands=2, rows=0), "rows"),
+    (lambda: precision_recall(3, []), "found_pairs"),
+    (lambda: scrub_pii(None), "text"),
+    (lambda: tokenize_documents("one doc", None), "docs"),
+    (lambda: pack_tokens([np.array([1])], "x.bin", eot_id=-1), "eot_id"),
+    (lambda: pack_tokens(5, "x.bin", 0), "token_arrays"),
+    (lambda: random_windows(np.arange(10), 2, seq_len=0), "seq_len"),
+    (lambda: random_windows([1, 2, 3], 1, 1), "tokens"),
+    (lambda: run_pipeline(["a"], quality=[("min_words", 5)]), "quality"),
+    (lambda: run_pipeline(["a"], near=True), "near"),
+    (lambda: run_pipeline(["a"], scrub=1), "scrub"),
+    (lambda: run_pipeline(["a"], tokenizer="gpt2"), "tokenizer"),
+])
+def test_bad_arguments_are_named(call, name, tmp_path, monkeypatch):
+    from llmcourse.checks import ArgumentError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ArgumentError, match=rf"^{name} must be"):
+        call()
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_run_pipeline_checks_its_packing_arguments_before_the_work(corpus, tokenizer, tmp_path, monkeypatch):
+    from llmcourse.checks import ArgumentError
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a stage ran before the arguments were checked")
+
+    monkeypatch.setattr(dp.pipeline, "quality_filter", no_work)
+    with pytest.raises(ArgumentError, match="dtype must be np.uint16 or np.uint32"):
+        run_pipeline(corpus.docs, tokenizer=tokenizer, out_path=tmp_path / "x.bin", dtype=np.int32)
+    with pytest.raises(ArgumentError, match="out_path must be a str or os.PathLike"):
+        run_pipeline(corpus.docs, tokenizer=tokenizer, out_path=3)
+    with pytest.raises(ArgumentError, match="eot_id must be an integer >= 0 and <= 399"):
+        run_pipeline(corpus.docs, tokenizer=tokenizer, eot_id=1000)
