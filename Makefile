@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-lock
 TORCH_INDEX ?=
 TORCH_PIN := $(shell grep -E '^torch==' requirements.lock)
 
-.PHONY: lab test doctor notebooks runtime handout lock clean
+.PHONY: lab test portable doctor notebooks runtime handout lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "llmcourse needs Python 3.10 or newer; run: make PYTHON=python3.11 ...")'
@@ -25,6 +25,14 @@ lab: $(STAMP)               ## set up, then open the course in JupyterLab at not
 
 test: $(STAMP)              ## set up, then run the package tests and nbval over every notebook
 	$(BIN)/python -m pytest
+
+# The whole suite again where the arithmetic differs from the machine that made the committed outputs:
+# one thread (reductions split differently), ATen's kernels without SIMD, MKL and oneDNN held to AVX2.
+# A check that only passes on one CPU or one thread count fails here. CI runs it after `make test`.
+PORTABLE_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+
+portable: $(STAMP)          ## run every test again at 1 thread with lower CPU instruction sets
+	$(PORTABLE_ENV) $(BIN)/python -m pytest
 
 doctor: $(STAMP)            ## check this machine: python -m llmcourse doctor
 	$(BIN)/python -m llmcourse doctor

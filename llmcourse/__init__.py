@@ -11,5 +11,5 @@ and later notebooks import what earlier ones built (``llmcourse.ngram``, ``llmco
 
 from llmcourse.notebook import device, in_ci, progress, seed_everything, setup_notebook
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["__version__", "device", "in_ci", "progress", "seed_everything", "setup_notebook"]

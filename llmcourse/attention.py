@@ -32,6 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmcourse.checks import ArgumentError, check_int, check_number, fail
+
 __all__ = [
     "MultiHeadAttention",
     "apply_rope",
@@ -42,12 +44,6 @@ __all__ = [
     "scaled_dot_product_attention",
     "sinusoidal_positions",
 ]
-
-
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -62,7 +58,7 @@ def causal_mask(T: int, device=None) -> torch.Tensor:
             [1, 1, 0],
             [1, 1, 1]], dtype=torch.int32)
     """
-    T = _check_positive_int("T", T)
+    T = check_int("T", T)
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
@@ -80,19 +76,19 @@ def prefix_mask(T: int, prefix_len, device=None) -> torch.Tensor:
             [1, 1, 1, 0],
             [1, 1, 1, 1]], dtype=torch.int32)
     """
-    T = _check_positive_int("T", T)
+    T = check_int("T", T)
     causal = causal_mask(T, device)
     keys = torch.arange(T, device=device)
     if isinstance(prefix_len, torch.Tensor):
         if prefix_len.dim() != 1 or prefix_len.dtype.is_floating_point:
-            raise ValueError(f"prefix_len must be an int or a (batch,) integer tensor; got shape "
+            raise ArgumentError(f"prefix_len must be an int or a (batch,) integer tensor; got shape "
                              f"{tuple(prefix_len.shape)}, dtype {prefix_len.dtype}")
         if len(prefix_len) and (int(prefix_len.min()) < 0 or int(prefix_len.max()) > T):
-            raise ValueError(f"prefix_len must lie in [0, T={T}]; got values {prefix_len.tolist()}")
+            raise ArgumentError(f"prefix_len must lie in [0, T={T}]; got values {prefix_len.tolist()}")
         in_prefix = keys[None, :] < prefix_len.to(device)[:, None]  # (B, T): key s is in the prefix
         return causal[None] | in_prefix[:, None, :]
     if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or not 0 <= prefix_len <= T:
-        raise ValueError(f"prefix_len must be an int in [0, T={T}] or a (batch,) tensor; got {prefix_len!r}")
+        raise ArgumentError(f"prefix_len must be an int in [0, T={T}] or a (batch,) tensor; got {prefix_len!r}")
     return causal | (keys < prefix_len)[None, :]
 
 
@@ -106,14 +102,14 @@ def check_mask(mask: torch.Tensor | None, B: int, Tq: int, Tk: int, name: str = 
         return None
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"{name} must be a bool tensor (True = may attend); got {got}")
+        raise ArgumentError(f"{name} must be a bool tensor (True = may attend); got {got}")
     if mask.dim() == 2 and tuple(mask.shape) == (Tq, Tk):
         return mask
     if mask.dim() == 3 and tuple(mask.shape) in {(B, Tq, Tk), (1, Tq, Tk)}:
         return mask[:, None]
     if mask.dim() == 4 and mask.shape[0] in (1, B) and tuple(mask.shape[2:]) == (Tq, Tk):
         return mask
-    raise ValueError(
+    raise ArgumentError(
         f"{name} must have shape (Tq, Tk) = ({Tq}, {Tk}), (batch, Tq, Tk) = ({B}, {Tq}, {Tk}) or "
         f"(batch, heads, Tq, Tk); got {tuple(mask.shape)}"
     )
@@ -139,10 +135,13 @@ def scaled_dot_product_attention(
     Equal to ``torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)`` (which
     fuses these steps and never materialises the weights); the tests check it.
     """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dim() < 2:
+            raise fail(name, "a floating-point tensor of shape (..., T, d)", t)
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must have the same last dimension; got q {tuple(q.shape)}, k {tuple(k.shape)}")
+        raise ArgumentError(f"q and k must have the same last dimension; got q {tuple(q.shape)}, k {tuple(k.shape)}")
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same number of keys; got k {tuple(k.shape)}, v {tuple(v.shape)}")
+        raise ArgumentError(f"k and v must have the same number of keys; got k {tuple(k.shape)}, v {tuple(v.shape)}")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -163,9 +162,10 @@ def sinusoidal_positions(T: int, d: int, base: float = 10000.0) -> torch.Tensor:
     dimensions is a clock at its own frequency, from one turn every 2π positions down to one every
     2π·base. Nearby positions get similar vectors, and ``PE[t + k]`` is a fixed rotation of ``PE[t]``.
     """
-    T, d = _check_positive_int("T", T), _check_positive_int("d", d, 2)
+    T, d = check_int("T", T), check_int("d", d, minimum=2)
+    base = check_number("base", base, minimum=1.0, strict=True)
     if d % 2:
-        raise ValueError(f"d must be even (dimensions come in sin/cos pairs); got {d}")
+        raise ArgumentError(f"d must be even (dimensions come in sin/cos pairs); got {d}")
     inv_freq = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,)
     angles = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None]  # (T, d/2)
     pe = torch.empty(T, d, dtype=torch.float64)
@@ -180,9 +180,10 @@ def rope_cache(T: int, head_dim: int, base: float = 10000.0, device=None) -> tup
     half" layout of LLaMA in Hugging Face ``transformers``; Meta's original interleaves the pairs, which
     is the same up to a fixed permutation of dimensions).
     """
-    T, head_dim = _check_positive_int("T", T), _check_positive_int("head_dim", head_dim, 2)
+    T, head_dim = check_int("T", T), check_int("head_dim", head_dim, minimum=2)
+    base = check_number("base", base, minimum=1.0, strict=True)
     if head_dim % 2:
-        raise ValueError(f"head_dim must be even for rotary embeddings; got {head_dim}")
+        raise ArgumentError(f"head_dim must be even for rotary embeddings; got {head_dim}")
     inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64, device=device) / head_dim)
     angles = torch.arange(T, dtype=torch.float64, device=device)[:, None] * inv_freq[None]  # (T, hd/2)
     angles = torch.cat([angles, angles], dim=-1)  # (T, hd)
@@ -195,6 +196,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     After rotation, ``q_t · k_s`` depends on t and s only through ``t - s``: a rotation by t·θ dotted
     with one by s·θ is a rotation by (t - s)·θ. That is why RoPE gives relative positions for free.
     """
+    if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] % 2:
+        raise fail("x", "a tensor (..., T, head_dim) with an even head_dim", x)
+    if cos.shape != sin.shape or cos.shape[-1] != x.shape[-1] or cos.dim() > x.dim() or any(
+            c not in (1, n) for c, n in zip(cos.shape[::-1], x.shape[::-1])):
+        raise ArgumentError(f"cos and sin must have the same shape, broadcastable to x {tuple(x.shape)} "
+                            f"(T, head_dim); got cos {tuple(cos.shape)}, sin {tuple(sin.shape)}")
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)  # (x1, x2) -> (-x2, x1)
     return x * cos + rotated * sin
@@ -224,12 +231,12 @@ class MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, n_head: int, n_kv_head: int | None = None, bias: bool = True,
                  dropout: float = 0.0):
         super().__init__()
-        d_model, n_head = _check_positive_int("d_model", d_model), _check_positive_int("n_head", n_head)
-        n_kv_head = n_head if n_kv_head is None else _check_positive_int("n_kv_head", n_kv_head)
+        d_model, n_head = check_int("d_model", d_model), check_int("n_head", n_head)
+        n_kv_head = n_head if n_kv_head is None else check_int("n_kv_head", n_kv_head)
         if d_model % n_head:
-            raise ValueError(f"d_model (n_embd) = {d_model} must be divisible by n_head = {n_head}")
+            raise ArgumentError(f"d_model (n_embd) = {d_model} must be divisible by n_head = {n_head}")
         if n_head % n_kv_head:
-            raise ValueError(f"n_head = {n_head} must be divisible by n_kv_head = {n_kv_head}")
+            raise ArgumentError(f"n_head = {n_head} must be divisible by n_kv_head = {n_kv_head}")
         self.n_head, self.n_kv_head, self.head_dim = n_head, n_kv_head, d_model // n_head
         self.q = nn.Linear(d_model, n_head * self.head_dim, bias=bias)
         self.kv = nn.Linear(d_model, 2 * n_kv_head * self.head_dim, bias=bias)  # keys and values in one matmul

@@ -44,6 +44,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmcourse.checks import ArgumentError
+from llmcourse.files import sha256_file, write_atomic  # noqa: F401  (their home is llmcourse.files)
+
 __all__ = [
     "DATA_DIR",
     "GENRES",
@@ -115,34 +118,6 @@ def read_checksums() -> dict[str, str]:
     return sums
 
 
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half of it:
-    write a temporary file in the same folder, then rename it over ``path``."""
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def verify_file(relpath: str) -> Path:
     """Check that ``data/<relpath>`` exists and matches its sha256 in ``data/SHA256SUMS``.
 
@@ -160,7 +135,7 @@ def verify_file(relpath: str) -> Path:
             content does not match; the message says how to rebuild or restore it.
     """
     if not isinstance(relpath, str) or not relpath:
-        raise TypeError(f"relpath must be a non-empty str, got {relpath!r}")
+        raise ArgumentError(f"relpath must be a non-empty str, got {relpath!r}")
     root = data_dir()
     path = root / relpath
     if not path.is_file():
@@ -260,7 +235,7 @@ def load_shakespeare(split: str = "train") -> str:
         DataFileError: a corpus file is missing or damaged.
     """
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))}; got split={split!r}")
+        raise ArgumentError(f"split must be one of {', '.join(map(repr, SPLITS))}; got split={split!r}")
     if split == "all":
         text, _ = _read_shakespeare()
         return text
@@ -292,14 +267,14 @@ def sequence_task(name: str, length: int = 12, n_symbols: int = 10):
     import torch
 
     if name not in TASKS:
-        raise ValueError(f"name must be one of {TASKS}; got {name!r}")
+        raise ArgumentError(f"name must be one of {TASKS}; got {name!r}")
     for arg, value, low in (("length", length, 1), ("n_symbols", n_symbols, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{arg} must be an integer >= {low}; got {value!r}")
+            raise ArgumentError(f"{arg} must be an integer >= {low}; got {value!r}")
 
     def task(n: int, generator=None):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be an integer >= 1; got {n!r}")
+            raise ArgumentError(f"n must be an integer >= 1; got {n!r}")
         src = torch.randint(0, n_symbols, (n, length), generator=generator)
         if name == "reverse":
             return src, src.flip(1)

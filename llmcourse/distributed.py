@@ -71,7 +71,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llmcourse.rnn import _check_int, _check_number
+from llmcourse.checks import ArgumentError, check_int, check_number
 
 __all__ = [
     "MODES",
@@ -122,12 +122,12 @@ def launch(args: Sequence[str], nproc: int = 2, *, timeout: float = 300.0, threa
     ``owned_numel`` and ``max_abs_diff_vs_adamw``.
     """
     if isinstance(args, (str, bytes)) or not all(isinstance(a, str) for a in args):
-        raise ValueError(f"args must be a list of strings, e.g. ['ddp', '--steps', '20']; got {args!r}")
-    nproc = _check_int("nproc", nproc)
-    threads = _check_int("threads", threads)
-    timeout = _check_number("timeout", timeout, 0.0, strict=True)
+        raise ArgumentError(f"args must be a list of strings, e.g. ['ddp', '--steps', '20']; got {args!r}")
+    nproc = check_int("nproc", nproc)
+    threads = check_int("threads", threads)
+    timeout = check_number("timeout", timeout, minimum=0.0, strict=True)
     if "--out" in args or "--threads" in args:
-        raise ValueError("args must not contain --out or --threads: launch sets them")
+        raise ArgumentError("args must not contain --out or --threads: launch sets them")
     with tempfile.TemporaryDirectory(prefix="llmcourse-distributed-") as out:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "llmcourse.distributed", *args, "--out", out, "--threads", str(threads)]
@@ -196,7 +196,7 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     (``optimizer.optim``): the state of this rank's share of the parameters, the only state it keeps.
     """
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
+        raise ArgumentError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
     local = getattr(optimizer, "optim", optimizer)
     return sum(v.numel() * v.element_size() for state in local.state.values()
                for v in state.values() if torch.is_tensor(v))
@@ -302,14 +302,14 @@ def _run(a: argparse.Namespace, w: _World) -> dict:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from llmcourse.datasets import load_shakespeare
-    from llmcourse.ngram import CharVocab
+    from llmcourse.tokenization import CharTokenizer
     from llmcourse.transformer import TransformerConfig, TransformerLM
 
     if a.batch_size % w.size:
-        raise ValueError(f"--batch-size = {a.batch_size} must be divisible by the {w.size} processes "
+        raise ArgumentError(f"--batch-size = {a.batch_size} must be divisible by the {w.size} processes "
                          f"(each takes batch_size / processes rows)")
     text = load_shakespeare("train")
-    vocab = CharVocab.from_text(text, unk_token="<unk>")
+    vocab = CharTokenizer.from_text(text, unk_token="<unk>")
     ids = torch.from_numpy(np.asarray(vocab.encode(text), dtype=np.int64))
     torch.manual_seed(a.seed)  # the same initial weights in every process (DDP also broadcasts rank 0's)
     config = TransformerConfig.llama(vocab.size, a.block_size, n_layer=a.n_layer, n_head=a.n_head, n_embd=a.n_embd)
@@ -401,16 +401,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder for rank{r}.json")
     a = p.parse_args(argv)
     for name in ("steps", "batch_size", "block_size", "n_layer", "n_head", "n_embd"):
-        _check_int(f"--{name.replace('_', '-')}", getattr(a, name))
-    _check_number("--lr", a.lr, 0.0, strict=True)
-    _check_number("--weight-decay", a.weight_decay, 0.0)
-    _check_int("--seed", a.seed, minimum=0)
+        check_int(f"--{name.replace('_', '-')}", getattr(a, name))
+    check_number("--lr", a.lr, minimum=0.0, strict=True)
+    check_number("--weight-decay", a.weight_decay, minimum=0.0)
+    check_int("--seed", a.seed, minimum=0)
     if a.threads:
-        torch.set_num_threads(_check_int("--threads", a.threads))
+        torch.set_num_threads(check_int("--threads", a.threads))
 
     import torch.distributed as dist
 
-    from llmcourse.datasets import write_atomic
+    from llmcourse.files import write_atomic
 
     w = _init()
     try:
@@ -432,12 +432,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _shards(weight: torch.Tensor, n_devices: int, dim: int, what: str) -> list[torch.Tensor]:
-    n_devices = _check_int("n_devices", n_devices)
+    n_devices = check_int("n_devices", n_devices)
     if weight.dim() != 2:
-        raise ValueError(f"weight must be a matrix (d_out, d_in) as nn.Linear stores it; "
+        raise ArgumentError(f"weight must be a matrix (d_out, d_in) as nn.Linear stores it; "
                          f"got shape {tuple(weight.shape)}")
     if weight.shape[dim] % n_devices:
-        raise ValueError(f"n_devices = {n_devices} must divide {what} = {weight.shape[dim]} "
+        raise ArgumentError(f"n_devices = {n_devices} must divide {what} = {weight.shape[dim]} "
                          f"(every device holds an equal slice of it)")
     return list(weight.chunk(n_devices, dim=dim))
 
@@ -466,11 +466,11 @@ def row_parallel_linear(xs: Sequence[torch.Tensor], weight: torch.Tensor,
     bias is added once after it. Returns ``(..., d_out)``.
     """
     if isinstance(xs, torch.Tensor) or len(xs) < 1:
-        raise ValueError("xs must be a list of the devices' input slices (..., d_in / n_devices), one per device")
+        raise ArgumentError("xs must be a list of the devices' input slices (..., d_in / n_devices), one per device")
     ws = _shards(weight, len(xs), 1, "d_in")
     for i, (x, w) in enumerate(zip(xs, ws)):
         if x.shape[-1] != w.shape[1]:
-            raise ValueError(f"xs[{i}] has {x.shape[-1]} features; device {i} holds {w.shape[1]} input columns")
+            raise ArgumentError(f"xs[{i}] has {x.shape[-1]} features; device {i} holds {w.shape[1]} input columns")
     partial = [F.linear(x, w) for x, w in zip(xs, ws)]  # n × (..., d_out)
     out = torch.stack(partial).sum(0)  # the all-reduce
     return out if bias is None else out + bias
@@ -503,7 +503,7 @@ def tensor_parallel_mlp(mlp: torch.nn.Module, x: torch.Tensor, n_devices: int) -
         last, d_ff = mlp.down, mlp.gate.out_features
         first = [mlp.gate, mlp.up]
     else:
-        raise TypeError(f"mlp must be a llmcourse.transformer FeedForward or SwiGLU; got {type(mlp).__name__}")
+        raise ArgumentError(f"mlp must be a llmcourse.transformer FeedForward or SwiGLU; got {type(mlp).__name__}")
     y = row_parallel_linear(hidden, last.weight, last.bias)  # (..., d_model)
     per_device = (sum(m.weight.numel() for m in first) + last.weight.numel()) // n_devices
     comm = {"n_devices": n_devices, "d_ff_per_device": d_ff // n_devices,
@@ -562,8 +562,8 @@ def pipeline_schedule(n_stages: int, n_microbatches: int) -> PipelineSchedule:
         stage 0 | F0 F1 F2 .. .. B0 B1 B2
         stage 1 | .. F0 F1 F2 B0 B1 B2 ..
     """
-    p = _check_int("n_stages", n_stages)
-    m = _check_int("n_microbatches", n_microbatches)
+    p = check_int("n_stages", n_stages)
+    m = check_int("n_microbatches", n_microbatches)
     half = m + p - 1
     micro = np.full((p, 2 * half), -1, dtype=np.int64)
     backward = np.zeros((p, 2 * half), dtype=bool)

@@ -31,6 +31,9 @@ from typing import Callable, Sequence
 
 import torch
 
+from llmcourse.checks import (ArgumentError, check_int, check_number, check_optional, check_str,
+                              check_strings, check_token_ids, fail)
+
 __all__ = [
     "KVCache",
     "LayerKV",
@@ -71,7 +74,7 @@ class KVCache:
 
     def __init__(self, n_layer: int):
         if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer < 1:
-            raise ValueError(f"n_layer must be an integer >= 1; got {n_layer!r}")
+            raise fail("n_layer", "an integer >= 1", n_layer)
         self.layers = [LayerKV() for _ in range(n_layer)]
         self.length = 0
 
@@ -89,8 +92,8 @@ class KVCache:
 def filter_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the ``k`` largest logits of the last dimension, set the rest to -inf (ties at the k-th value
     are all kept)."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"top_k must be an integer >= 1 (or None for no limit); got {k!r}")
+    logits = _check_logits(logits)
+    k = check_int("top_k", k, minimum=1)
     if k >= logits.shape[-1]:
         return logits
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]
@@ -102,8 +105,8 @@ def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
 
     The most likely token is always kept, so ``p`` close to 0 is greedy and ``p = 1`` changes nothing.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
-        raise ValueError(f"top_p must be a number in (0, 1]; got {p!r}")
+    logits = _check_logits(logits)
+    p = check_number("top_p", p, minimum=0.0, maximum=1.0, strict=True)
     if p == 1:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
@@ -120,8 +123,9 @@ def apply_repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penal
 
     logits: ``(V,)``; previous: ``(T,)`` token ids.
     """
-    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty > 0:
-        raise ValueError(f"repetition_penalty must be a number > 0 (1 = off); got {penalty!r}")
+    logits = _check_logits(logits, ndim=1)
+    previous = check_token_ids("previous", previous, logits.shape[-1])
+    penalty = check_number("repetition_penalty", penalty, minimum=0.0, strict=True)
     if penalty == 1 or len(previous) == 0:
         return logits
     ids = torch.unique(previous)
@@ -136,9 +140,9 @@ def ban_repeated_ngrams(logits: torch.Tensor, previous: Sequence[int], n: int) -
 
     With ``n = 3``: if the text ends in ``a b`` and ``a b c`` occurred before, ``c`` gets -inf.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"no_repeat_ngram_size must be an integer >= 1 (or 0 for off); got {n!r}")
-    previous = [int(t) for t in previous]
+    logits = _check_logits(logits, ndim=1)
+    n = check_int("no_repeat_ngram_size", n, minimum=1)
+    previous = check_token_ids("previous", previous, logits.shape[-1]).tolist()
     if len(previous) < n - 1 or (n == 1 and not previous):
         return logits
     tail = tuple(previous[len(previous) - (n - 1):]) if n > 1 else ()
@@ -154,6 +158,12 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None
                generator: torch.Generator | None = None) -> int:
     """Choose one token id from ``logits: (V,)``: greedy when ``temperature == 0`` (lowest id on ties),
     else sample from the temperature-scaled, top-k / top-p filtered distribution."""
+    logits = _check_logits(logits, ndim=1)
+    temperature = check_number("temperature", temperature, minimum=0.0)
+    top_k = check_optional(check_int, "top_k", top_k, minimum=1)
+    top_p = check_optional(check_number, "top_p", top_p, minimum=0.0, maximum=1.0, strict=True)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise fail("generator", "a torch.Generator or None", generator)
     if temperature == 0:
         return int(torch.argmax(logits))
     logits = logits.float() / temperature
@@ -169,9 +179,14 @@ def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None
 # the loop
 
 
-def _check(name: str, value, ok: bool, expected: str) -> None:
-    if not ok:
-        raise ValueError(f"{name} must be {expected}; got {value!r}")
+def _check_logits(logits, ndim: int | None = None) -> torch.Tensor:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() == 0:
+        raise fail("logits", "a floating-point tensor of scores over the vocabulary, (..., V)", logits)
+    if ndim is not None and logits.dim() != ndim:
+        raise ArgumentError(f"logits must have shape (V,); got shape {tuple(logits.shape)}")
+    if torch.isnan(logits).any():
+        raise ArgumentError("logits must not contain NaN (the model's output is broken: check its weights)")
+    return logits
 
 
 @torch.no_grad()
@@ -210,29 +225,26 @@ def generate(
         use_cache: use a KV cache where the model supports one.
         generator: a seeded ``torch.Generator`` makes sampling repeatable.
     """
-    from llmcourse.rnn import _as_ids
 
-    prompt = _as_ids(prompt_ids, model.vocab_size, "prompt_ids", ndim=1)
-    _check("prompt_ids", tuple(prompt.shape), len(prompt) >= 1, "at least one token id")
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "vocab_size"):
+        raise fail("model", "a course language model", model)
+    prompt = check_token_ids("prompt_ids", prompt_ids, model.vocab_size, ndim=1, min_length=1)
     context = getattr(model, "context_size", None)
     if context is not None and len(prompt) > context:
-        raise ValueError(f"prompt_ids has {len(prompt)} tokens, more than the model's context of {context}; "
+        raise ArgumentError(f"prompt_ids has {len(prompt)} tokens, more than the model's context of {context}; "
                          f"shorten the prompt (e.g. keep its last {context} tokens)")
-    _check("max_new_tokens", max_new_tokens,
-           isinstance(max_new_tokens, int) and not isinstance(max_new_tokens, bool) and max_new_tokens >= 0,
-           "an integer >= 0")
-    _check("temperature", temperature, isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-           and math.isfinite(temperature) and temperature >= 0, "a finite number >= 0 (0 = greedy)")
-    if top_k is not None:
-        filter_top_k(torch.zeros(1), top_k)  # validates
-    if top_p is not None:
-        filter_top_p(torch.zeros(1), top_p)
-    apply_repetition_penalty(torch.zeros(1), torch.zeros(0, dtype=torch.long), repetition_penalty)
-    if no_repeat_ngram_size:
-        ban_repeated_ngrams(torch.zeros(1), [], no_repeat_ngram_size)
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=0)
+    temperature = check_number("temperature", temperature, minimum=0.0)
+    top_k = check_optional(check_int, "top_k", top_k, minimum=1)
+    top_p = check_optional(check_number, "top_p", top_p, minimum=0.0, maximum=1.0, strict=True)
+    repetition_penalty = check_number("repetition_penalty", repetition_penalty, minimum=0.0, strict=True)
+    no_repeat_ngram_size = check_int("no_repeat_ngram_size", no_repeat_ngram_size, minimum=0)
+    stop_strings = check_strings("stop_strings", stop_strings)
     if stop_strings and decode is None:
-        raise ValueError("stop_strings needs decode (a function from a list of ids to text)")
-    stop_ids = {int(i) for i in stop_ids}
+        raise ArgumentError("stop_strings needs decode (a function from a list of ids to text)")
+    if decode is not None and not callable(decode):
+        raise fail("decode", "a function from a list of ids to text, or None", decode)
+    stop_ids = set(check_token_ids("stop_ids", list(stop_ids), model.vocab_size).tolist())
 
     device = next(model.parameters()).device
     was_training = model.training
@@ -278,8 +290,9 @@ def generate(
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, **kwargs) -> str:
     """:func:`generate` on text: encode ``prompt`` with ``tokenizer`` (anything with ``encode`` and
     ``decode``), decode the continuation, and cut it before the first stop string if one appears."""
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a str; got {type(prompt).__name__}")
+    prompt = check_str("prompt", prompt)
+    if not (callable(getattr(tokenizer, "encode", None)) and callable(getattr(tokenizer, "decode", None))):
+        raise fail("tokenizer", "a tokenizer with encode and decode", tokenizer)
     ids = generate(model, list(tokenizer.encode(prompt)), max_new_tokens,
                    decode=lambda t: tokenizer.decode(list(t)), **kwargs)
     text = tokenizer.decode(ids.tolist())

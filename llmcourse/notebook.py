@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from llmcourse.checks import ArgumentError
+
 _TRUTHY = {"1", "true", "yes", "on"}
 
 
@@ -34,7 +36,7 @@ def device(prefer: str | None = None) -> torch.device:
     choice = prefer if prefer is not None else os.environ.get("LLMCOURSE_DEVICE")
     if choice is not None:
         if choice not in {"cpu", "cuda", "mps"}:
-            raise ValueError(f"device: prefer must be 'cpu', 'cuda' or 'mps', got {choice!r}")
+            raise ArgumentError(f"device: prefer must be 'cpu', 'cuda' or 'mps', got {choice!r}")
         if choice == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device: 'cuda' was requested but torch.cuda.is_available() is False")
         if choice == "mps" and not _mps_available():
@@ -55,7 +57,7 @@ def _mps_available() -> bool:
 def seed_everything(seed: int = 0) -> None:
     """Seed Python's ``random``, NumPy's global generator and PyTorch (all devices)."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        raise ArgumentError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

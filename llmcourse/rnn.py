@@ -25,16 +25,19 @@ Every model here has the same interface, so one loop trains them all and one fun
 
 ``logits[:, t]`` predicts ``ids[:, t + 1]`` from ``ids[:, :t + 1]`` (and whatever ``state`` carries from
 the chunk before). Passing the returned state into the next call continues the text, which is how
-:func:`train_language_model` does truncated BPTT and how :func:`evaluate` scores a whole split.
+:func:`llmcourse.training.train_language_model` does truncated BPTT and how :func:`llmcourse.lm.evaluate`
+scores a whole split. The interface itself, :class:`llmcourse.lm.LanguageModel`, is shared by every model
+of the course; ``LanguageModel``, ``evaluate`` and ``detach_state`` stay importable from here for one
+release.
 
 Training and scoring the LSTM of notebook 03 (about a minute on 2 CPU cores; see
 ``benchmarks/rnn_speed.py`` for how these settings were chosen)::
 
     from llmcourse.datasets import load_shakespeare
-    from llmcourse.ngram import CharVocab
+    from llmcourse.tokenization import CharTokenizer
 
     train, val = load_shakespeare("train"), load_shakespeare("validation")
-    vocab = CharVocab.from_text(train)
+    vocab = CharTokenizer.from_text(train)
     train_ids, val_ids = vocab.encode(train), vocab.encode(val)
     torch.manual_seed(0)
     model = RecurrentLanguageModel(vocab.size, d_embed=32, d_hidden=256, cell="lstm")
@@ -53,6 +56,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from llmcourse.checks import ArgumentError, check_choice, check_int, check_number, check_token_ids
+# The language-model base moved to llmcourse.lm; these names stay importable from here for one release.
+from llmcourse.lm import LanguageModel, detach_state, evaluate  # noqa: F401
 
 
 __all__ = [
@@ -79,139 +86,8 @@ CELLS = ("rnn", "gru", "lstm")
 _TORCH_MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
-# ----------------------------------------------------------------------------------------------------
-# input checks: every public function fails with a message that names the bad argument
-
-
-def _check_int(name: str, value, minimum: int = 1) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _check_number(name: str, value, minimum: float = 0.0, *, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < minimum or (strict and value == minimum):
-        op = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {op} {minimum}; got {value!r}")
-    return float(value)
-
-
 def _check_cell(cell: str) -> str:
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {CELLS}; got {cell!r}")
-    return cell
-
-
-def _as_ids(ids, vocab_size: int, name: str = "ids", ndim: int = 2) -> torch.Tensor:
-    """Any array of ints -> an int64 tensor of ``ndim`` dimensions, every id in ``[0, vocab_size)``."""
-    if isinstance(ids, (str, bytes)):
-        raise TypeError(f"{name} must be integer token ids, not {type(ids).__name__} (encode the text first)")
-    t = ids if isinstance(ids, torch.Tensor) else torch.as_tensor(np.asarray(ids))
-    if t.dim() != ndim:
-        want = "(batch, time)" if ndim == 2 else "(time,)"
-        raise ValueError(f"{name} must have shape {want}; got shape {tuple(t.shape)}")
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integer token ids; got dtype {t.dtype}")
-    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= vocab_size):
-        bad = int(t.min()) if int(t.min()) < 0 else int(t.max())
-        raise ValueError(f"{name} holds token id {bad}, outside the vocabulary [0, {vocab_size})")
-    return t.long()
-
-
-def detach_state(state):
-    """Cut the autograd graph behind a recurrent state (a tensor, a tuple of tensors, or ``None``).
-
-    Truncated BPTT: the state still carries what the model read in earlier chunks, but gradients stop
-    at the chunk boundary, so memory and time per step do not grow with the length of the text.
-    """
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return state.detach()
-
-
-# ----------------------------------------------------------------------------------------------------
-# the shared interface
-
-
-class LanguageModel(nn.Module):
-    """What every model in this module shares: ``logits, state = model(ids, state)`` and sampling.
-
-    Subclasses set ``self.vocab_size`` and implement ``forward(ids, state=None) -> (logits, state)`` with
-    ``ids: (batch, time)`` and ``logits: (batch, time, vocab_size)``.
-    """
-
-    vocab_size: int
-    #: The most tokens the model can read at once (a Transformer's block size), or None (no limit).
-    context_size: int | None = None
-    #: Whether training should carry the state from one chunk to the next (truncated BPTT). A
-    #: Transformer reads independent windows instead.
-    carries_state: bool = True
-
-    def auxiliary_loss(self) -> torch.Tensor | None:
-        """A loss to add to the cross-entropy during training (a mixture-of-experts balance term), or None."""
-        return None
-
-    def num_parameters(self) -> int:
-        """The number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def _check_forward_ids(self, ids) -> torch.Tensor:
-        ids = _as_ids(ids, self.vocab_size, "ids", ndim=2)
-        if ids.shape[1] == 0:
-            raise ValueError(f"ids must hold at least one time step; got shape {tuple(ids.shape)}")
-        return ids.to(self._device())
-
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    @torch.no_grad()
-    def sample(
-        self,
-        prefix_ids,
-        n: int = 200,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Generate ``n`` tokens after ``prefix_ids``: ``(n,)`` int64 (the prefix is not included).
-
-        The model reads the prefix once, then feeds each new token back in with the state it returned,
-        so a recurrent model does O(1) work per new token rather than re-reading the whole text.
-
-        Args:
-            prefix_ids: ``(T,)`` ids to continue, T >= 1 (the first prediction needs one token to read).
-            n: how many tokens to generate, >= 0.
-            temperature: >= 0. Logits are divided by it before the softmax: 1 samples the model as it
-                is, below 1 sharpens, above 1 flattens; 0 is greedy (argmax; ties go to the lowest id).
-            generator: a seeded ``torch.Generator`` (on the model's device) makes the sample repeatable.
-        """
-        prefix = _as_ids(prefix_ids, self.vocab_size, "prefix_ids", ndim=1)
-        if len(prefix) == 0:
-            raise ValueError("prefix_ids must hold at least one token id (the model needs something to read)")
-        n = _check_int("n", n, minimum=0)
-        temperature = _check_number("temperature", temperature, 0.0)
-        was_training = self.training
-        self.eval()  # no dropout while generating
-        try:
-            out = torch.empty(n, dtype=torch.long)
-            if self.context_size is not None:
-                prefix = prefix[-self.context_size :]  # a fixed-context model reads the last window
-            logits, state = self(prefix[None].to(self._device()))
-            for i in range(n):
-                last = logits[0, -1].float()  # (vocab_size,)
-                if temperature == 0:
-                    nxt = int(torch.argmax(last))
-                else:
-                    probs = torch.softmax(last / temperature, dim=-1)
-                    nxt = int(torch.multinomial(probs, 1, generator=generator))
-                out[i] = nxt
-                if i + 1 < n:  # read the new token: the state now includes it
-                    logits, state = self(torch.tensor([[nxt]], device=self._device()), state)
-            return out
-        finally:
-            self.train(was_training)
+    return check_choice("cell", cell, CELLS)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -240,9 +116,9 @@ class MLPLanguageModel(LanguageModel):
 
     def __init__(self, vocab_size: int, context: int = 8, d_embed: int = 16, d_hidden: int = 512):
         super().__init__()
-        self.vocab_size = _check_int("vocab_size", vocab_size)
-        self.context = _check_int("context", context)
-        d_embed, d_hidden = _check_int("d_embed", d_embed), _check_int("d_hidden", d_hidden)
+        self.vocab_size = check_int("vocab_size", vocab_size)
+        self.context = check_int("context", context)
+        d_embed, d_hidden = check_int("d_embed", d_embed), check_int("d_hidden", d_hidden)
         self.pad_id = self.vocab_size  # the extra row: only ever an input, never predicted
         self.embed = nn.Embedding(self.vocab_size + 1, d_embed)
         self.hidden = nn.Linear(self.context * d_embed, d_hidden)
@@ -260,7 +136,7 @@ class MLPLanguageModel(LanguageModel):
         if state is None:
             state = self.initial_state(B)
         elif tuple(state.shape) != (B, C):
-            raise ValueError(f"state must have shape (batch, context) = {(B, C)}; got {tuple(state.shape)}")
+            raise ArgumentError(f"state must have shape (batch, context) = {(B, C)}; got {tuple(state.shape)}")
         x = torch.cat([state, ids], dim=1)  # (B, C + T): the C ids before the chunk, then the chunk
         e = self.embed(x)  # (B, C + T, d_embed)
         # Window j of unfold covers x[j : j + C]; the one ending at ids[t] starts at j = t + 1.
@@ -285,8 +161,8 @@ class RNNCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        self.input_size = _check_int("input_size", input_size)
-        self.hidden_size = _check_int("hidden_size", hidden_size)
+        self.input_size = check_int("input_size", input_size)
+        self.hidden_size = check_int("hidden_size", hidden_size)
         G, H = self.n_gates, self.hidden_size
         self.weight_ih = nn.Parameter(torch.empty(G * H, self.input_size))
         self.weight_hh = nn.Parameter(torch.empty(G * H, H))
@@ -388,7 +264,7 @@ class ScratchRNN(nn.Module):
         """``x: (B, T, input_size)``, ``state`` as torch's (or None for zeros) -> ``(outputs, state)``."""
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[2] != self.input_size:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must have shape (batch, time, {self.input_size}); got {shape}")
+            raise ArgumentError(f"x must have shape (batch, time, {self.input_size}); got {shape}")
         B, T, _ = x.shape
         if state is None:
             s = self.cell.initial_state(B, device=x.device)
@@ -407,15 +283,15 @@ class ScratchRNN(nn.Module):
         """A ScratchRNN with the weights of a one-layer, unidirectional, batch-first torch RNN/GRU/LSTM."""
         cell = {nn.RNN: "rnn", nn.GRU: "gru", nn.LSTM: "lstm"}.get(type(module))
         if cell is None:
-            raise ValueError(f"module must be a torch.nn.RNN, GRU or LSTM; got {type(module).__name__}")
+            raise ArgumentError(f"module must be a torch.nn.RNN, GRU or LSTM; got {type(module).__name__}")
         if module.num_layers != 1 or module.bidirectional or not module.batch_first or not module.bias:
-            raise ValueError(
+            raise ArgumentError(
                 "module must have num_layers=1, bidirectional=False, batch_first=True and bias=True"
             )
         if cell == "rnn" and module.nonlinearity != "tanh":
-            raise ValueError(f"module must use nonlinearity='tanh'; got {module.nonlinearity!r}")
+            raise ArgumentError(f"module must use nonlinearity='tanh'; got {module.nonlinearity!r}")
         if getattr(module, "proj_size", 0):
-            raise ValueError("module must have proj_size=0")
+            raise ArgumentError("module must have proj_size=0")
         scratch = cls(module.input_size, module.hidden_size, cell).to(module.weight_ih_l0.device)
         with torch.no_grad():
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
@@ -464,13 +340,13 @@ class RecurrentLanguageModel(LanguageModel):
         dropout: float = 0.0,
     ):
         super().__init__()
-        self.vocab_size = _check_int("vocab_size", vocab_size)
-        d_embed, d_hidden = _check_int("d_embed", d_embed), _check_int("d_hidden", d_hidden)
-        self.n_layers = _check_int("n_layers", n_layers)
+        self.vocab_size = check_int("vocab_size", vocab_size)
+        d_embed, d_hidden = check_int("d_embed", d_embed), check_int("d_hidden", d_hidden)
+        self.n_layers = check_int("n_layers", n_layers)
         self.cell = _check_cell(cell)
-        dropout = _check_number("dropout", dropout, 0.0)
+        dropout = check_number("dropout", dropout, minimum=0.0, maximum=1.0, strict_max=True)
         if dropout >= 1:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+            raise ArgumentError(f"dropout must be in [0, 1); got {dropout!r}")
         self.embed = nn.Embedding(self.vocab_size, d_embed)
         self.drop = nn.Dropout(dropout)
         self.rnn = _TORCH_MODULES[cell](
@@ -484,75 +360,6 @@ class RecurrentLanguageModel(LanguageModel):
         x = self.drop(self.embed(ids))  # (B, T, d_embed)
         h, state = self.rnn(x, state)  # h: (B, T, d_hidden), the top layer's state at every step
         return self.head(self.drop(h)), state
-
-
-# ----------------------------------------------------------------------------------------------------
-# evaluation: the whole split, read as a few long streams with the state carried between chunks
-
-
-def _streams(ids: torch.Tensor, n_streams: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut a text into ``n_streams`` contiguous rows: ``inputs, targets: (n_streams, L)``.
-
-    Every token but the first is a target exactly once; the end of the last row is padded with input 0
-    and target -100 (ignored by ``F.cross_entropy``) when the count does not divide evenly.
-    """
-    inputs, targets = ids[:-1], ids[1:]
-    L = -(-len(targets) // n_streams)  # ceil
-    pad = n_streams * L - len(targets)
-    inputs = torch.cat([inputs, inputs.new_zeros(pad)])
-    targets = torch.cat([targets, targets.new_full((pad,), -100)])
-    return inputs.view(n_streams, L), targets.view(n_streams, L)
-
-
-@torch.no_grad()
-def evaluate(model: LanguageModel, ids, seq_len: int = 512, batch_size: int = 16) -> dict[str, float]:
-    """Score a whole text: the mean loss of predicting every token from all the tokens before it.
-
-    The text is cut into ``batch_size`` contiguous streams read side by side in chunks of ``seq_len``,
-    carrying each stream's state from one chunk to the next, so a recurrent model sees its full history
-    (up to the start of its stream) and the MLP its full window. The result hardly depends on
-    ``seq_len`` and ``batch_size`` (only the first few tokens of each stream have less context: on the
-    470k-character Shakespeare validation split an LSTM scores 2.0378 bits per character read as one
-    stream, 2.0382 as 16, 2.0432 as 256); they trade speed for memory. 16 streams are as fast as more
-    on a CPU (about 2.5 s for that split with a 256-unit LSTM on 2 cores). Deterministic: dropout is
-    off and nothing is sampled.
-
-    Args:
-        model: any model of this module.
-        ids: ``(T,)`` token ids, T >= 2.
-        seq_len, batch_size: the chunk length and the number of streams.
-
-    Returns:
-        ``loss_nats`` (mean cross-entropy per predicted token), ``bits_per_char`` (= loss / ln 2, for a
-        character model), ``perplexity`` (= exp(loss)) and ``n_tokens`` (T - 1, the tokens predicted).
-    """
-    ids = _as_ids(ids, model.vocab_size, "ids", ndim=1)
-    if len(ids) < 2:
-        raise ValueError(f"ids must hold at least 2 tokens (one to read, one to predict); got {len(ids)}")
-    seq_len, batch_size = _check_int("seq_len", seq_len), _check_int("batch_size", batch_size)
-    if model.context_size is not None:
-        # A fixed-context model (a Transformer) reads chunks of half its context, each after the half
-        # context before it, so every token is predicted from at least half a context of text.
-        seq_len = min(seq_len, max(1, model.context_size // 2))
-    batch_size = min(batch_size, len(ids) - 1)
-    inputs, targets = _streams(ids, batch_size)
-    device = model._device()
-    was_training = model.training
-    model.eval()
-    total, state = 0.0, None
-    try:
-        for start in range(0, inputs.shape[1], seq_len):
-            x = inputs[:, start : start + seq_len].to(device)
-            y = targets[:, start : start + seq_len].to(device)
-            logits, state = model(x, state)
-            logits = logits.reshape(-1, logits.shape[-1]).float()  # (B * T, V)
-            loss = F.cross_entropy(logits, y.reshape(-1), reduction="sum")
-            total += float(loss)  # float64 on the host: no rounding drift over half a million tokens
-    finally:
-        model.train(was_training)
-    loss = total / (len(ids) - 1)
-    return {"loss_nats": loss, "bits_per_char": loss / math.log(2), "perplexity": math.exp(loss),
-            "n_tokens": len(ids) - 1}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -578,7 +385,7 @@ def spectral_radius(weight: torch.Tensor) -> float:
     """The largest absolute eigenvalue of a square matrix: how much repeated multiplication by it can
     stretch a vector per step, in the long run."""
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[0] != weight.shape[1]:
-        raise ValueError(f"weight must be a square matrix; got {getattr(weight, 'shape', type(weight))}")
+        raise ArgumentError(f"weight must be a square matrix; got {getattr(weight, 'shape', type(weight))}")
     return float(torch.linalg.eigvals(weight.detach().double().cpu()).abs().max())
 
 
@@ -587,7 +394,7 @@ def _recurrent_weights(module) -> list[torch.Tensor]:
         return [module]
     weights = [p for name, p in module.named_parameters() if name.split(".")[-1].startswith("weight_hh")]
     if not weights:
-        raise ValueError(f"module must have recurrent weights (weight_hh*); {type(module).__name__} has none")
+        raise ArgumentError(f"module must have recurrent weights (weight_hh*); {type(module).__name__} has none")
     return weights
 
 
@@ -607,15 +414,15 @@ def set_spectral_radius(module, radius: float):
     Returns:
         ``module``, so the call can be chained.
     """
-    radius = _check_number("radius", radius, 0.0, strict=True)
+    radius = check_number("radius", radius, minimum=0.0, strict=True)
     for w in _recurrent_weights(module):
         H = w.shape[1]
         if w.dim() != 2 or w.shape[0] % H:
-            raise ValueError(f"module: a recurrent weight of shape {tuple(w.shape)} is not (H, H) blocks")
+            raise ArgumentError(f"module: a recurrent weight of shape {tuple(w.shape)} is not (H, H) blocks")
         for block in w.split(H, dim=0):  # (H, H) per gate
             current = spectral_radius(block)
             if current == 0:
-                raise ValueError("module: a recurrent weight block is all zeros; its radius cannot be scaled")
+                raise ArgumentError("module: a recurrent weight block is all zeros; its radius cannot be scaled")
             block.mul_(radius / current)
     return module
 
@@ -645,9 +452,9 @@ def hidden_state_gradient_norms(model, inputs, state=None) -> torch.Tensor:
         averaged over the batch.
     """
     if isinstance(model, RecurrentLanguageModel):
-        ids = _as_ids(inputs, model.vocab_size, "inputs", ndim=2).to(model._device())
+        ids = check_token_ids("inputs", inputs, model.vocab_size, ndim=2).to(model._device())
         if ids.shape[1] < 2:
-            raise ValueError(f"inputs must be ids of shape (batch, T + 1), T >= 1; got {tuple(ids.shape)}")
+            raise ArgumentError(f"inputs must be ids of shape (batch, T + 1), T >= 1; got {tuple(ids.shape)}")
         xs, target = model.embed(ids[:, :-1]), ids[:, -1]
 
         def step(x_t, s):  # one step of the fused module: (B, d_embed) -> the new state
@@ -660,7 +467,7 @@ def hidden_state_gradient_norms(model, inputs, state=None) -> torch.Tensor:
     else:
         cell = model.cell if isinstance(model, ScratchRNN) else model
         if not isinstance(cell, RNNCell):
-            raise ValueError(
+            raise ArgumentError(
                 "model must be a RecurrentLanguageModel, a ScratchRNN or a cell (RNNCell, GRUCell, "
                 f"LSTMCell); got {type(model).__name__}"
             )
@@ -668,7 +475,7 @@ def hidden_state_gradient_norms(model, inputs, state=None) -> torch.Tensor:
         ok = isinstance(xs, torch.Tensor) and xs.dim() == 3 and xs.shape[2] == cell.input_size
         if not ok or xs.shape[1] < 1:
             shape = tuple(xs.shape) if isinstance(xs, torch.Tensor) else type(xs).__name__
-            raise ValueError(f"inputs must have shape (batch, T, {cell.input_size}) with T >= 1; got {shape}")
+            raise ArgumentError(f"inputs must have shape (batch, T, {cell.input_size}) with T >= 1; got {shape}")
         # Inputs that require grad keep every state in the graph even if the weights are frozen.
         xs = xs.detach().float().requires_grad_(True)
         if state is None:

@@ -18,23 +18,24 @@ Further down, the accounting a course on large models needs beyond those two rul
 * the memory the activations take, which the 16 bytes leave out (Korthikanti et al. 2022):
   :func:`activation_memory_bytes`;
 * how long a compute budget takes on given hardware: :func:`training_time_seconds`.
+
+Then the measurements of notebook 06: power-law and IsoFLOP fits, the ladder of small models those fits
+are made on, and the word-completion probe of the emergence experiment. This module is longer than the
+others (about 700 lines) because its parts are one argument -- the accounting predicts, the ladder
+measures, the fits compare the two -- and notebook 06 walks through them in that order; distributed
+training, the other half of notebook 06, is in :mod:`llmcourse.distributed`.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass
 
+from llmcourse.checks import ArgumentError, check_choice, check_int, check_number, fail
+
 BYTES_PER_PARAM = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
 ADAM_MIXED_PRECISION_BYTES = 16.0
-
-
-def _positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:
@@ -43,7 +44,7 @@ def training_flops(n_params: float, n_tokens: float) -> float:
     >>> f"{training_flops(175e9, 300e9):.3g}"   # GPT-3; the paper reports 3.14e23
     '3.15e+23'
     """
-    return 6.0 * _positive(n_params, "n_params") * _positive(n_tokens, "n_tokens")
+    return 6.0 * check_number("n_params", n_params, minimum=0.0, strict=True) * check_number("n_tokens", n_tokens, minimum=0.0, strict=True)
 
 
 def flops_per_token(n_params: float, n_layer: int, seq_len: int, d_model: int) -> float:
@@ -56,30 +57,28 @@ def flops_per_token(n_params: float, n_layer: int, seq_len: int, d_model: int) -
     a token's computation multiplies: every parameter except the position-embedding table (a tied
     token embedding counts once, as the output layer).
     """
-    for name, v in (("n_layer", n_layer), ("seq_len", seq_len), ("d_model", d_model)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return 6.0 * _positive(n_params, "n_params") + 12.0 * n_layer * seq_len * d_model
+    n_layer, seq_len = check_int("n_layer", n_layer), check_int("seq_len", seq_len)
+    d_model = check_int("d_model", d_model)
+    return 6.0 * check_number("n_params", n_params, minimum=0.0, strict=True) + 12.0 * n_layer * seq_len * d_model
 
 
 def mfu(tokens_per_second: float, flops_per_token_: float, peak_flops: float) -> float:
     """Model FLOPs utilisation: the FLOP/s the model's arithmetic needs at this throughput, as a
     fraction of ``peak_flops`` (measure it with :func:`measure_matmul_flops`; never a quoted figure
     for hardware you are not running on)."""
-    return (_positive(tokens_per_second, "tokens_per_second") * _positive(flops_per_token_, "flops_per_token")
-            / _positive(peak_flops, "peak_flops"))
+    return (check_number("tokens_per_second", tokens_per_second, minimum=0.0, strict=True) * check_number("flops_per_token", flops_per_token_, minimum=0.0, strict=True)
+            / check_number("peak_flops", peak_flops, minimum=0.0, strict=True))
 
 
 def weight_memory_bytes(n_params: float, precision: str = "fp16") -> float:
     """Bytes to hold the weights alone at ``precision`` (one of ``BYTES_PER_PARAM``)."""
-    if precision not in BYTES_PER_PARAM:
-        raise ValueError(f"precision must be one of {sorted(BYTES_PER_PARAM)}, got {precision!r}")
-    return _positive(n_params, "n_params") * BYTES_PER_PARAM[precision]
+    check_choice("precision", precision, sorted(BYTES_PER_PARAM))
+    return check_number("n_params", n_params, minimum=0.0, strict=True) * BYTES_PER_PARAM[precision]
 
 
 def training_memory_bytes(n_params: float) -> float:
     """Bytes of model state for mixed-precision Adam training (16 per parameter), activations excluded."""
-    return _positive(n_params, "n_params") * ADAM_MIXED_PRECISION_BYTES
+    return check_number("n_params", n_params, minimum=0.0, strict=True) * ADAM_MIXED_PRECISION_BYTES
 
 
 def measure_matmul_flops(size: int = 1024, repeats: int = 5, dtype=None) -> float:
@@ -90,10 +89,7 @@ def measure_matmul_flops(size: int = 1024, repeats: int = 5, dtype=None) -> floa
     """
     import torch
 
-    if not isinstance(size, int) or size < 16:
-        raise ValueError(f"size must be an int >= 16, got {size!r}")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an int >= 1, got {repeats!r}")
+    size, repeats = check_int("size", size, minimum=16), check_int("repeats", repeats)
     dtype = dtype or torch.float32
     a = torch.randn(size, size, dtype=dtype)
     b = torch.randn(size, size, dtype=dtype)
@@ -171,13 +167,11 @@ def size_report(model: str, precision: str, flops_per_second: float, *, gpus: in
     line assumes ``gpus`` H100s running at ``mfu`` of their datasheet peak.
     """
     by_name = {m.name: m for m in published_models()}
-    if model not in by_name:
-        raise ValueError(f"model must be one of {sorted(by_name)}, got {model!r}")
-    if not 0 < mfu <= 1:
-        raise ValueError(f"mfu must lie in (0, 1], got {mfu!r}")
-    if not isinstance(gpus, int) or gpus < 1:
-        raise ValueError(f"gpus must be a positive int, got {gpus!r}")
-    rate = _positive(flops_per_second, "flops_per_second")
+    check_choice("model", model, sorted(by_name))
+    check_choice("precision", precision, sorted(BYTES_PER_PARAM))
+    mfu = check_number("mfu", mfu, minimum=0.0, maximum=1.0, strict=True)
+    gpus = check_int("gpus", gpus)
+    rate = check_number("flops_per_second", flops_per_second, minimum=0.0, strict=True)
     m = by_name[model]
     weights = weight_memory_bytes(m.params, precision)
     lines = [f"{m.name} ({m.year}, {m.kind}): {m.params / 1e9:,.3g} billion parameters"]
@@ -199,15 +193,6 @@ def size_report(model: str, precision: str, flops_per_second: float, *, gpus: in
     return "\n".join(lines)
 
 
-def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-# --- Chinchilla: how to spend a compute budget (Hoffmann et al. 2022) ---------------------------
-
-
 @dataclass(frozen=True)
 class ChinchillaFit:
     """The parametric loss model ``L(N, D) = E + A / N**alpha + B / D**beta`` (loss in nats per token).
@@ -226,7 +211,7 @@ class ChinchillaFit:
 
     def __post_init__(self) -> None:
         for name in ("E", "A", "B", "alpha", "beta"):
-            _positive(getattr(self, name), name)
+            check_number(name, getattr(self, name), minimum=0.0, strict=True)
 
 
 CHINCHILLA_FIT = ChinchillaFit(
@@ -245,9 +230,9 @@ def chinchilla_loss(n_params: float, n_tokens: float, fit: ChinchillaFit = CHINC
     the paper's models on the paper's data (MassiveText); another data set has other constants.
     """
     if not isinstance(fit, ChinchillaFit):
-        raise ValueError(f"fit must be a ChinchillaFit, got {fit!r}")
-    n = _positive(n_params, "n_params")
-    d = _positive(n_tokens, "n_tokens")
+        raise ArgumentError(f"fit must be a ChinchillaFit, got {fit!r}")
+    n = check_number("n_params", n_params, minimum=0.0, strict=True)
+    d = check_number("n_tokens", n_tokens, minimum=0.0, strict=True)
     return fit.E + fit.A / n**fit.alpha + fit.B / d**fit.beta
 
 
@@ -269,8 +254,8 @@ def chinchilla_optimal(compute_flops: float, fit: ChinchillaFit = CHINCHILLA_FIT
     the size at Gopher's budget of 5.76e23 FLOPs.
     """
     if not isinstance(fit, ChinchillaFit):
-        raise ValueError(f"fit must be a ChinchillaFit, got {fit!r}")
-    c6 = _positive(compute_flops, "compute_flops") / 6.0
+        raise ArgumentError(f"fit must be a ChinchillaFit, got {fit!r}")
+    c6 = check_number("compute_flops", compute_flops, minimum=0.0, strict=True) / 6.0
     s = fit.alpha + fit.beta
     g = (fit.alpha * fit.A / (fit.beta * fit.B)) ** (1.0 / s)
     return g * c6 ** (fit.beta / s), c6 ** (fit.alpha / s) / g
@@ -285,8 +270,8 @@ def chinchilla_rule_of_thumb(compute_flops: float, tokens_per_param: float = 20.
     often trained far longer (Llama 3 8B saw about 1,900 tokens per parameter), since a smaller model
     is cheaper to run.
     """
-    c = _positive(compute_flops, "compute_flops")
-    r = _positive(tokens_per_param, "tokens_per_param")
+    c = check_number("compute_flops", compute_flops, minimum=0.0, strict=True)
+    r = check_number("tokens_per_param", tokens_per_param, minimum=0.0, strict=True)
     n = math.sqrt(c / (6.0 * r))
     return n, r * n
 
@@ -313,11 +298,10 @@ def zero_memory_per_device(n_params: float, n_devices: int, stage: int, optimize
     :func:`activation_memory_bytes`). A 7.5B-parameter model on 64 devices: 120 GB per device
     without ZeRO, 31.4 GB, 16.6 GB and 1.9 GB with stages 1, 2 and 3.
     """
-    psi = _positive(n_params, "n_params")
-    nd = _positive_int(n_devices, "n_devices")
-    k = _positive(optimizer_bytes, "optimizer_bytes")
-    if isinstance(stage, bool) or not isinstance(stage, numbers.Integral) or stage not in (0, 1, 2, 3):
-        raise ValueError(f"stage must be 0, 1, 2 or 3, got {stage!r}")
+    psi = check_number("n_params", n_params, minimum=0.0, strict=True)
+    nd = check_int("n_devices", n_devices)
+    k = check_number("optimizer_bytes", optimizer_bytes, minimum=0.0, strict=True)
+    stage = check_int("stage", stage, minimum=0, maximum=3)
     if stage == 0:
         return (2.0 + 2.0 + k) * psi
     if stage == 1:
@@ -352,14 +336,14 @@ def activation_memory_bytes(seq_len: int, batch_size: int, d_model: int, n_layer
     the paper's formula at p = 2. Activations of the embedding and the output layer are left out, as
     in the paper.
     """
-    s = _positive_int(seq_len, "seq_len")
-    b = _positive_int(batch_size, "batch_size")
-    h = _positive_int(d_model, "d_model")
-    n_layer = _positive_int(n_layer, "n_layer")
-    a = _positive_int(n_head, "n_head")
+    s = check_int("seq_len", seq_len)
+    b = check_int("batch_size", batch_size)
+    h = check_int("d_model", d_model)
+    n_layer = check_int("n_layer", n_layer)
+    a = check_int("n_head", n_head)
     if h % a:
-        raise ValueError(f"n_head must divide d_model, got n_head={n_head!r} for d_model={d_model!r}")
-    p = _positive(bytes_per_value, "bytes_per_value")
+        raise ArgumentError(f"n_head must divide d_model, got n_head={n_head!r} for d_model={d_model!r}")
+    p = check_number("bytes_per_value", bytes_per_value, minimum=0.0, strict=True)
     per_layer = s * b * h * (16.0 * p + 2.0) + a * s * s * b * (2.0 * p + 1.0)
     return n_layer * per_layer
 
@@ -377,12 +361,11 @@ def training_time_seconds(compute_flops: float, peak_flops_per_device: float, n_
     memory traffic, communication and pipeline bubbles. Example: GPT-3's 3.15e23 FLOPs on 1,000 H100s
     (989e12 FLOP/s bf16 each) at 0.4 take about 8e5 s, 9.2 days.
     """
-    c = _positive(compute_flops, "compute_flops")
-    peak = _positive(peak_flops_per_device, "peak_flops_per_device")
-    n = _positive_int(n_devices, "n_devices")
-    if isinstance(mfu, bool) or not isinstance(mfu, numbers.Real) or not 0 < mfu <= 1:
-        raise ValueError(f"mfu must lie in (0, 1], got {mfu!r}")
-    return c / (n * peak * float(mfu))
+    c = check_number("compute_flops", compute_flops, minimum=0.0, strict=True)
+    peak = check_number("peak_flops_per_device", peak_flops_per_device, minimum=0.0, strict=True)
+    n = check_int("n_devices", n_devices)
+    mfu = check_number("mfu", mfu, minimum=0.0, maximum=1.0, strict=True)
+    return c / (n * peak * mfu)
 
 
 # --- Scaling laws, measured: power-law fits, IsoFLOP minima, a ladder of small models ----------
@@ -413,11 +396,11 @@ def _check_xy(x, y, min_points: int):
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.ndim != 1 or y.ndim != 1 or len(x) != len(y):
-        raise ValueError(f"x and y must be 1-D and of the same length, got shapes {x.shape} and {y.shape}")
+        raise ArgumentError(f"x and y must be 1-D and of the same length, got shapes {x.shape} and {y.shape}")
     if len(x) < min_points:
-        raise ValueError(f"need at least {min_points} points, got {len(x)}")
+        raise ArgumentError(f"need at least {min_points} points, got {len(x)}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(x > 0) and np.all(y > 0)):
-        raise ValueError("x and y must be finite and positive (they are fitted on log scales)")
+        raise ArgumentError("x and y must be finite and positive (they are fitted on log scales)")
     return x, y
 
 
@@ -437,10 +420,10 @@ def fit_power_law(x, y, *, offset: bool = False) -> PowerLaw:
     import numpy as np
 
     if not isinstance(offset, bool):
-        raise ValueError(f"offset must be True or False, got {offset!r}")
+        raise fail("offset", "True or False", offset)
     x, y = _check_xy(x, y, 3 if offset else 2)
     if np.ptp(x) == 0:
-        raise ValueError("x must hold at least two different values")
+        raise ArgumentError("x must hold at least two different values")
     lx, ly = np.log(x), np.log(y)
 
     def fit(E: float) -> tuple[float, PowerLaw]:
@@ -475,11 +458,11 @@ def isoflop_minimum(n_params, losses) -> tuple[float, float]:
     n, loss = _check_xy(n_params, losses, 3)
     a, b, c = np.polyfit(np.log10(n), loss, 2)
     if a <= 0:
-        raise ValueError("the losses do not curve upwards around a minimum: try a wider range of sizes")
+        raise ArgumentError("the losses do not curve upwards around a minimum: try a wider range of sizes")
     v = -b / (2 * a)
     lo, hi = np.log10(n).min(), np.log10(n).max()
     if not lo <= v <= hi:
-        raise ValueError(f"the fitted minimum (N = {10**v:,.0f}) lies outside the sizes tried "
+        raise ArgumentError(f"the fitted minimum (N = {10**v:,.0f}) lies outside the sizes tried "
                          f"({10**lo:,.0f} to {10**hi:,.0f}): add {'smaller' if v < lo else 'larger'} models")
     return float(10**v), float(c - b * b / (4 * a))
 
@@ -495,7 +478,7 @@ def ladder_lr(n_embd: int) -> float:
     """The peak learning rate of a ladder model: 0.64 / width, at most 0.02 (0.01 at width 64 and
     0.005 at width 128, the rates notebooks 04 and 05 found good). Wider models need smaller steps
     (the idea behind muP); one rate for all would favour one size and bend the fitted law."""
-    return min(0.02, 0.64 / _positive_int(n_embd, "n_embd"))
+    return min(0.02, 0.64 / check_int("n_embd", n_embd))
 
 
 def ladder_model(n_layer: int, n_embd: int, vocab_size: int, block_size: int = 128, seed: int = 0):
@@ -507,9 +490,9 @@ def ladder_model(n_layer: int, n_embd: int, vocab_size: int, block_size: int = 1
 
     from llmcourse.transformer import TransformerConfig, TransformerLM
 
-    n_layer, n_embd = _positive_int(n_layer, "n_layer"), _positive_int(n_embd, "n_embd")
+    n_layer, n_embd = check_int("n_layer", n_layer), check_int("n_embd", n_embd)
     if n_embd % 16:
-        raise ValueError(f"n_embd must be a multiple of 16 (the head size), got {n_embd}")
+        raise ArgumentError(f"n_embd must be a multiple of 16 (the head size), got {n_embd}")
     torch.manual_seed(seed)
     return TransformerLM(TransformerConfig.llama(vocab_size, block_size, n_layer=n_layer,
                                                  n_head=n_embd // 16, n_embd=n_embd,
@@ -537,17 +520,16 @@ def word_completion(model, ids, starts, lengths, context: int = 96, given: int =
     ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     starts, lengths = np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
     if starts.shape != lengths.shape or starts.ndim != 1 or len(starts) == 0:
-        raise ValueError("starts and lengths must be non-empty 1-D sequences of the same length")
-    if isinstance(given, bool) or not isinstance(given, int) or given < 0:
-        raise ValueError(f"given must be an int >= 0, got {given!r}")
+        raise ArgumentError("starts and lengths must be non-empty 1-D sequences of the same length")
+    given = check_int("given", given, minimum=0)
     if (lengths <= given).any():
-        raise ValueError(f"every word must be longer than given = {given} letters")
-    context = _positive_int(context, "context")
+        raise ArgumentError(f"every word must be longer than given = {given} letters")
+    context = check_int("context", context)
     width = context + int(lengths.max()) - 1
     if model.context_size is not None and width > model.context_size:
-        raise ValueError(f"context + longest word - 1 = {width} exceeds the model's context of {model.context_size}")
+        raise ArgumentError(f"context + longest word - 1 = {width} exceeds the model's context of {model.context_size}")
     if (starts < context).any() or (starts - context + width + 1 > len(ids)).any():
-        raise ValueError(f"every start needs {context} characters before it and room for the word after it")
+        raise ArgumentError(f"every start needs {context} characters before it and room for the word after it")
     rows = torch.stack([ids[s - context:s - context + width + 1] for s in starts])  # (n, width + 1)
     was_training = model.training
     model.eval()
@@ -575,7 +557,7 @@ def long_words(text: str, min_len: int = 7, max_len: int = 12, context: int = 96
     found = [(m.start(), len(m.group())) for m in re.finditer(rf"(?<![A-Za-z'])[a-z]{{{min_len},{max_len}}}(?![A-Za-z'])", text)
              if m.start() >= context and m.end() < len(text)]
     if len(found) < n:
-        raise ValueError(f"text has only {len(found)} such words, fewer than n = {n}")
+        raise ArgumentError(f"text has only {len(found)} such words, fewer than n = {n}")
     pick = np.random.default_rng(seed).choice(len(found), size=n, replace=False)
     pick.sort()
     return [found[i][0] for i in pick], [found[i][1] for i in pick]
@@ -596,10 +578,10 @@ def ladder_data() -> tuple:
     import torch
 
     from llmcourse.datasets import load_shakespeare
-    from llmcourse.ngram import CharVocab
+    from llmcourse.tokenization import CharTokenizer
 
     train_text, valid_text = load_shakespeare("train"), load_shakespeare("validation")
-    vocab = CharVocab.from_text(train_text, unk_token="<unk>")
+    vocab = CharTokenizer.from_text(train_text, unk_token="<unk>")
     p = LADDER_PROBE
     starts, lengths = long_words(valid_text, *p["letters"], context=p["context"], n=p["words"])
     probe = {"ids": vocab.encode(valid_text), "starts": starts, "lengths": lengths, "context": p["context"],
@@ -620,15 +602,15 @@ def train_ladder_point(n_layer: int, n_embd: int, vocab_size: int, train_ids, va
     (nats per character on ``val_ids``) and, with ``probe`` (a dict of :func:`word_completion`'s
     arguments after the model), its metrics.
     """
-    from llmcourse.rnn import evaluate
+    from llmcourse.lm import evaluate
     from llmcourse.training import TrainConfig, Trainer
 
     if (tokens is None) == (budget is None):
-        raise ValueError(f"give tokens or budget, not both or neither; got tokens={tokens!r}, budget={budget!r}")
-    model = ladder_model(n_layer, n_embd, _positive_int(vocab_size, "vocab_size"), block_size=seq_len, seed=seed)
+        raise ArgumentError(f"give tokens or budget, not both or neither; got tokens={tokens!r}, budget={budget!r}")
+    model = ladder_model(n_layer, n_embd, check_int("vocab_size", vocab_size), block_size=seq_len, seed=seed)
     n = model.num_parameters(exclude_embeddings=True)
-    tokens = _positive_int(tokens, "tokens") if budget is None else int(_positive(budget, "budget") / (6 * n))
-    lr = ladder_lr(n_embd) if lr is None else _positive(lr, "lr")
+    tokens = check_int("tokens", tokens) if budget is None else int(check_number("budget", budget, minimum=0.0, strict=True) / (6 * n))
+    lr = ladder_lr(n_embd) if lr is None else check_number("lr", lr, minimum=0.0, strict=True)
     steps = max(1, round(tokens / (batch_size * seq_len)))
     config = TrainConfig(steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, warmup=0.05,
                          min_lr_ratio=0.1, weight_decay=0.1, clip=1.0, eval_every=max(steps, 1), seed=seed)
@@ -675,10 +657,9 @@ def compute_plan(compute_flops: float, *, n_devices: int = 1024, accelerator: st
     ``n_devices`` devices), ``device_memory`` (bytes), ``fits`` (the stages whose model states fit
     in it, activations not counted), ``seconds`` (training time at ``mfu`` of the accelerator's peak).
     """
-    if accelerator not in ACCELERATORS:
-        raise ValueError(f"accelerator must be one of {sorted(ACCELERATORS)}, got {accelerator!r}")
-    c = _positive(compute_flops, "compute_flops")
-    nd = _positive_int(n_devices, "n_devices")
+    check_choice("accelerator", accelerator, sorted(ACCELERATORS))
+    c = check_number("compute_flops", compute_flops, minimum=0.0, strict=True)
+    nd = check_int("n_devices", n_devices)
     peak, memory = ACCELERATORS[accelerator]
     n, d = chinchilla_optimal(c, fit)
     zero = {stage: zero_memory_per_device(n, nd, stage) for stage in range(4)}

@@ -8,13 +8,15 @@ Everything a real pretraining loop does, small enough to read in one sitting:
 - **Gradient clipping** by global norm, and **gradient accumulation**: ``batch_size`` is always the
   batch of one optimiser step; with ``grad_accum = k`` it is computed as k micro-batches whose
   gradients add up, so memory falls k-fold and the maths does not change.
-- **bf16 autocast** (``precision="bfloat16"``, or ``"auto"`` where the hardware has bf16 units): matrix
-  products run in bfloat16, weights, optimiser state and the loss stay float32.
+- **bf16 autocast** (``precision="bfloat16"``, or ``"auto"``: bfloat16 on a CUDA GPU that has it, float32
+  on a CPU, where it was measured slower; :func:`llmcourse.optim.bf16_pays`): matrix products run in
+  bfloat16, weights, optimiser state and the loss stay float32.
 - **Periodic evaluation** on a fixed sample of the validation split, a :class:`TrainingHistory` to plot,
   a progress bar with the live loss (silent in CI) and an optional ``callback`` after each evaluation.
 - **Checkpoints** in safetensors (:meth:`Trainer.save_checkpoint`): model, AdamW moments, step, clock,
   the position in the data, every random generator's state, the model and training configurations and
-  the history, written atomically (a crash mid-write leaves the previous checkpoint intact). A run
+  the history, written atomically (a crash mid-write leaves the previous checkpoint intact) with a sha256
+  of its contents that is checked on load (:mod:`llmcourse.checkpoints`). A run
   stopped at any point and resumed from its last checkpoint (:meth:`Trainer.load_checkpoint`) produces
   exactly the losses of a run that was never stopped. A checkpoint of another model or another training
   configuration is refused with the fields that differ.
@@ -32,6 +34,12 @@ epoch visits every token once; the next starts at a random offset so chunk bound
     >>> from llmcourse.training import TrainConfig, Trainer               # doctest: +SKIP
     >>> trainer = Trainer(model, train_ids, val_ids, TrainConfig(steps=1000, lr=1e-2, warmup=0.05))
     >>> history = trainer.fit()                                            # doctest: +SKIP
+
+Where the pieces live: the schedule, parameter groups and precision in :mod:`llmcourse.optim`, the
+checkpoint file in :mod:`llmcourse.checkpoints`, batching and scoring in :mod:`llmcourse.lm`. This module
+is longer than most (about 750 lines) because the :class:`Trainer` is one loop -- its data position, step,
+evaluation and the state a checkpoint must capture belong together, and splitting them would make a
+reader follow one training step across files; the command line at the end is the loop's front end.
 """
 
 from __future__ import annotations
@@ -53,7 +61,12 @@ import torch
 import torch.nn.functional as F
 
 from llmcourse.notebook import progress
-from llmcourse.rnn import LanguageModel, _as_ids, _check_int, _check_number, _streams, detach_state, evaluate
+from llmcourse.checkpoints import (CHECKPOINT_FORMAT, CheckpointError, describe_difference, model_config,
+                                   read_checkpoint, write_checkpoint)
+from llmcourse.checks import ArgumentError, check_bool, check_choice, check_int, check_number, check_optional
+from llmcourse.lm import LanguageModel, detach_state, evaluate, token_streams
+from llmcourse.checks import check_token_ids
+from llmcourse.optim import SCHEDULES, bf16_pays, bf16_supported, lr_factor, parameter_groups
 
 __all__ = [
     "PRECISIONS",
@@ -70,80 +83,10 @@ __all__ = [
     "train_language_model",
 ]
 
-#: Learning-rate schedules after the warm-up.
-SCHEDULES = ("constant", "cosine", "linear")
 #: ``TrainConfig.precision`` values.
 PRECISIONS = ("float32", "bfloat16", "auto")
-CHECKPOINT_FORMAT = "llmcourse-checkpoint-1"
 
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, damaged, or belongs to another model or training configuration."""
-
-
-# ----------------------------------------------------------------------------------------------------
-# the pieces: the schedule, the parameter groups, precision
-
-
-def lr_factor(schedule: str, progress_frac: float, warmup_frac: float, min_lr_ratio: float) -> float:
-    """The learning-rate multiplier at a point ``progress_frac`` in [0, 1] of the run.
-
-    Linear warm-up from ~0 to 1 over the first ``warmup_frac`` of the run, then ``"constant"`` (1),
-    ``"cosine"`` or ``"linear"`` decay from 1 to ``min_lr_ratio`` at the end.
-    """
-    if progress_frac < warmup_frac:
-        return (progress_frac + 1e-9) / warmup_frac
-    if schedule == "constant":
-        return 1.0
-    p = min(1.0, (progress_frac - warmup_frac) / max(1e-9, 1 - warmup_frac))
-    decay = 0.5 * (1 + math.cos(math.pi * p)) if schedule == "cosine" else 1 - p
-    return min_lr_ratio + (1 - min_lr_ratio) * decay
-
-
-_lr_factor = lr_factor  # the name notebooks 03-04 and train_seq2seq used
-
-
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW's two groups: ``weight_decay`` on weight matrices, 0 on biases, norm gains and embeddings.
-
-    A matrix (``dim >= 2``) whose name contains ``embed`` is an embedding table. A tied head shares the
-    embedding's tensor and is listed once (``named_parameters`` skips duplicates).
-    """
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _cpu_has_amx() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return "amx_bf16" in f.read()
-    except OSError:
-        return False
-
-
-def bf16_pays(device: torch.device | str) -> bool:
-    """Whether ``precision="auto"`` picks bfloat16 on ``device``: on a CUDA GPU with bf16, and on a CPU
-    with AMX matrix tiles. Not on a CPU with only AVX512-BF16: there, for the course's small models,
-    autocast's casts cost more than the faster products save (``benchmarks/pretraining.py`` measured
-    bf16 about 10% slower than float32 on the 2-core reference machine)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return bf16_supported(device)
-    return device.type == "cpu" and bf16_supported(device) and _cpu_has_amx()
-
-
-def bf16_supported(device: torch.device | str) -> bool:
-    """Whether ``device`` has hardware bfloat16 (a CUDA GPU from Ampere on; a CPU with AVX512-BF16 or AMX)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        mkldnn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-        return bool(mkldnn()) if mkldnn is not None else False
-    return False
+_lr_factor = lr_factor  # the name notebooks 03-04 used
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -167,7 +110,7 @@ class TrainConfig:
         eval_every: steps between evaluations on ``eval_tokens`` validation tokens (and at the end).
         seed: the data order (the model's initialisation is seeded where it is built).
         precision: ``"float32"``, ``"bfloat16"`` (autocast) or ``"auto"`` (bfloat16 where it is faster:
-            :func:`bf16_pays`).
+            :func:`~llmcourse.optim.bf16_pays`, a CUDA GPU; float32 on a CPU).
         carry_state: carry the state between chunks (truncated BPTT); None = ``model.carries_state``.
         fused: AdamW's fused kernel (one kernel updates every parameter; about 3x faster than the
             per-tensor loop on a CPU, the same maths rounded differently in the last bits); None = on a
@@ -196,36 +139,30 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.steps is None and self.seconds is None:
-            raise ValueError("give seconds (a training-time budget) or steps (a step count), or both")
-        if self.seconds is not None:
-            self.seconds = _check_number("seconds", self.seconds, 0.0, strict=True)
-        if self.steps is not None:
-            self.steps = _check_int("steps", self.steps)
+            raise ArgumentError("give seconds (a training-time budget) or steps (a step count), or both")
+        self.seconds = check_optional(check_number, "seconds", self.seconds, minimum=0.0, strict=True)
+        self.steps = check_optional(check_int, "steps", self.steps)
         for name in ("batch_size", "seq_len", "grad_accum", "eval_every", "eval_tokens"):
-            setattr(self, name, _check_int(name, getattr(self, name)))
-        self.lr = _check_number("lr", self.lr, 0.0, strict=True)
-        if self.clip is not None:
-            self.clip = _check_number("clip", self.clip, 0.0, strict=True)
-        self.weight_decay = _check_number("weight_decay", self.weight_decay, 0.0)
-        self.eps = _check_number("eps", self.eps, 0.0, strict=True)
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
-        self.warmup = _check_number("warmup", self.warmup, 0.0)
-        self.min_lr_ratio = _check_number("min_lr_ratio", self.min_lr_ratio, 0.0)
-        if self.warmup >= 1:
-            raise ValueError(f"warmup must be a fraction of the run in [0, 1); got {self.warmup!r}")
-        if self.min_lr_ratio > 1:
-            raise ValueError(f"min_lr_ratio must be in [0, 1]; got {self.min_lr_ratio!r}")
-        betas = tuple(self.betas)
-        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1); got {self.betas!r}")
-        self.betas = (float(betas[0]), float(betas[1]))
-        _check_int("seed", self.seed, minimum=0)
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}")
-        for name in ("carry_state", "fused"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True, False or None; got {getattr(self, name)!r}")
+            setattr(self, name, check_int(name, getattr(self, name)))
+        self.lr = check_number("lr", self.lr, minimum=0.0, strict=True)
+        self.clip = check_optional(check_number, "clip", self.clip, minimum=0.0, strict=True)
+        self.weight_decay = check_number("weight_decay", self.weight_decay, minimum=0.0)
+        self.eps = check_number("eps", self.eps, minimum=0.0, strict=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        self.warmup = check_number("warmup", self.warmup, minimum=0.0, maximum=1.0, strict_max=True)
+        self.min_lr_ratio = check_number("min_lr_ratio", self.min_lr_ratio, minimum=0.0, maximum=1.0)
+        try:
+            betas = tuple(self.betas)
+        except TypeError:
+            betas = ()
+        if len(betas) != 2:
+            raise ArgumentError(f"betas must be two numbers in [0, 1); got {self.betas!r}")
+        self.betas = tuple(check_number(f"betas[{i}]", b, minimum=0.0, maximum=1.0, strict_max=True)
+                           for i, b in enumerate(betas))
+        self.seed = check_int("seed", self.seed, minimum=0)
+        check_choice("precision", self.precision, PRECISIONS)
+        self.carry_state = check_optional(check_bool, "carry_state", self.carry_state)
+        self.fused = check_optional(check_bool, "fused", self.fused)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -237,7 +174,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+            raise ArgumentError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
         return cls(**d)
 
 
@@ -274,33 +211,6 @@ class TrainingHistory:
     def tokens_per_second(self) -> float:
         """Training throughput: tokens seen per second of training (evaluation excluded)."""
         return self.tokens_seen / self.train_seconds if self.train_seconds > 0 else float("nan")
-
-
-def model_config(model: torch.nn.Module) -> dict:
-    """What identifies a model's architecture: its class, its configuration (when it has one) and the
-    name and shape of every tensor in its state dict. Checkpoints record it and compare it on load."""
-    config = getattr(model, "config", None)
-    as_dict = getattr(config, "as_dict", None)
-    return {
-        "class": type(model).__name__,
-        "config": as_dict() if callable(as_dict) else None,
-        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
-    }
-
-
-def _describe_difference(saved: dict, current: dict, what: str) -> str:
-    """A readable list of the fields in which two configuration dicts differ."""
-    diffs = []
-    for key in sorted(set(saved) | set(current)):
-        a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
-        if a != b:
-            if isinstance(a, dict) and isinstance(b, dict):
-                inner = _describe_difference(a, b, "")
-                diffs.append(f"{key}: {inner}")
-            else:
-                diffs.append(f"{key} = {a!r} in the checkpoint, {b!r} here")
-    text = "; ".join(diffs[:6]) + ("; ..." if len(diffs) > 6 else "")
-    return f"{what}{text}" if what else text
 
 
 def _fingerprint(ids: torch.Tensor) -> str:
@@ -353,29 +263,29 @@ class Trainer:
     def __init__(self, model: LanguageModel, train_ids, val_ids, config: TrainConfig, *,
                  show_progress: bool = True, callback: Callable[[Trainer], None] | None = None):
         if not isinstance(model, LanguageModel):
-            raise TypeError(f"model must be a course language model (llmcourse.rnn.LanguageModel); "
-                            f"got {type(model).__name__}")
+            raise ArgumentError(f"model must be a course language model (llmcourse.lm.LanguageModel); "
+                                f"got {type(model).__name__}")
         if not isinstance(config, TrainConfig):
-            raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
+            raise ArgumentError(f"config must be a TrainConfig; got {type(config).__name__}")
         self.model, self.config = model, config
-        self.train_ids = _as_ids(_as_tensor(train_ids), model.vocab_size, "train_ids", ndim=1)
-        self.val_ids = _as_ids(_as_tensor(val_ids), model.vocab_size, "val_ids", ndim=1)
+        self.train_ids = check_token_ids("train_ids", _as_tensor(train_ids), model.vocab_size)
+        self.val_ids = check_token_ids("val_ids", _as_tensor(val_ids), model.vocab_size)
         c = config
         self.rank, self.world_size = _dist()
         if c.batch_size % (self.world_size * c.grad_accum):
-            raise ValueError(
+            raise ArgumentError(
                 f"batch_size = {c.batch_size} must be divisible by grad_accum * processes = "
                 f"{c.grad_accum} * {self.world_size}: each micro-batch takes an equal share of the rows"
             )
         if len(self.train_ids) < c.batch_size * (c.seq_len + 1):
-            raise ValueError(
+            raise ArgumentError(
                 f"train_ids has {len(self.train_ids)} tokens, fewer than batch_size * (seq_len + 1) = "
                 f"{c.batch_size * (c.seq_len + 1)}: lower batch_size or seq_len"
             )
         if len(self.val_ids) < 2:
-            raise ValueError(f"val_ids must hold at least 2 tokens; got {len(self.val_ids)}")
+            raise ArgumentError(f"val_ids must hold at least 2 tokens; got {len(self.val_ids)}")
         if model.context_size is not None and c.seq_len > model.context_size:
-            raise ValueError(f"seq_len = {c.seq_len} is longer than the model's context "
+            raise ArgumentError(f"seq_len = {c.seq_len} is longer than the model's context "
                              f"({model.context_size} tokens)")
         self.carry_state = model.carries_state if c.carry_state is None else c.carry_state
         self.device = model._device()
@@ -412,7 +322,7 @@ class Trainer:
 
     def _load_epoch(self) -> None:
         c = self.config
-        inputs, targets = _streams(self.train_ids[self._offset:], c.batch_size)
+        inputs, targets = token_streams(self.train_ids[self._offset:], c.batch_size)
         rows = c.batch_size // self.world_size  # this process's share of the streams
         sl = slice(self.rank * rows, (self.rank + 1) * rows)
         self._inputs, self._targets = inputs[sl], targets[sl]
@@ -509,11 +419,11 @@ class Trainer:
         """
         c = self.config
         if until_step is not None:
-            until_step = _check_int("until_step", until_step, minimum=0)
+            until_step = check_int("until_step", until_step, minimum=0)
         if checkpoint_every is not None:
-            checkpoint_every = _check_int("checkpoint_every", checkpoint_every)
+            checkpoint_every = check_int("checkpoint_every", checkpoint_every)
             if checkpoint is None:
-                raise ValueError("checkpoint_every needs checkpoint (the path to save to)")
+                raise ArgumentError("checkpoint_every needs checkpoint (the path to save to)")
         total = c.steps if c.steps is not None else c.seconds
         bar = progress(total=total, initial=self.step if c.steps is not None else 0,
                        disable=not self.show_progress, unit="step" if c.steps is not None else "s", leave=False)
@@ -570,10 +480,6 @@ class Trainer:
         clock, the data position, NumPy's generator state, the data fingerprint and the history.
         Under ``torch.distributed`` only rank 0 writes (every rank holds the same weights).
         """
-        from safetensors.torch import save
-
-        from llmcourse.datasets import write_atomic
-
         path = Path(path)
         self._sync_totals()
         if self.rank != 0:
@@ -598,7 +504,6 @@ class Trainer:
         groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
                   for g in opt_state["param_groups"]]
         meta = {
-            "format": CHECKPOINT_FORMAT,
             "model_config": json.dumps(model_config(self.model)),
             "train_config": json.dumps(self.config.as_dict()),
             "step": str(self.step),
@@ -612,39 +517,27 @@ class Trainer:
             "history": json.dumps(self.history.as_dict()),
             "world_size": str(self.world_size),
         }
-        write_atomic(path, save(tensors, metadata=meta))
-        return path
+        return write_checkpoint(path, tensors, meta)
 
     def load_checkpoint(self, path: str | os.PathLike) -> Trainer:
         """Restore the state :meth:`save_checkpoint` wrote, so that :meth:`fit` continues exactly.
 
-        Raises :class:`CheckpointError` when the file is missing or not a course checkpoint, when it
+        Raises :class:`CheckpointError` when the file is missing, damaged (its contents no longer match the
+        sha256 recorded when it was written) or not a course checkpoint, when it
         was written for another model (the differing configuration fields or tensor shapes are named),
         for another training configuration (``steps`` and ``seconds`` may change: a run can be
         extended) or for other training data.
         """
-        from safetensors import safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"no checkpoint at {path}")
-        try:
-            with safe_open(str(path), framework="pt", device="cpu") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # safetensors raises its own error types for damaged files
-            raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from e
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not a llmcourse training checkpoint "
-                                  f"(format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+        tensors, meta = read_checkpoint(path)
         saved_model, here = json.loads(meta["model_config"]), model_config(self.model)
         if saved_model != here:
             if saved_model["class"] != here["class"]:
                 detail = f"it holds a {saved_model['class']}, this is a {here['class']}"
             elif saved_model["config"] is not None and saved_model["config"] != here["config"]:
-                detail = _describe_difference(saved_model["config"], here["config"], "configuration differs: ")
+                detail = describe_difference(saved_model["config"], here["config"], "configuration differs: ")
             else:
-                detail = _describe_difference(saved_model["shapes"], here["shapes"], "tensor shapes differ: ")
+                detail = describe_difference(saved_model["shapes"], here["shapes"], "tensor shapes differ: ")
             raise CheckpointError(f"checkpoint {path.name} was written for another model: {detail}")
         saved_train = json.loads(meta["train_config"])
         mine = self.config.as_dict()
@@ -653,7 +546,7 @@ class Trainer:
             shown = {k: saved_train.get(k) for k in diff}
             raise CheckpointError(
                 f"checkpoint {path.name} was written with another training configuration: "
-                + _describe_difference(shown, {k: mine.get(k) for k in diff}, "")
+                + describe_difference(shown, {k: mine.get(k) for k in diff}, "")
                 + " (only steps and seconds may change when resuming)")
         data = json.loads(meta["data"])
         if data["train_tokens"] != len(self.train_ids) or data["train_sha256"] != _fingerprint(self.train_ids):
@@ -785,10 +678,10 @@ def _load_data(spec: str) -> tuple[Any, Any, int]:
     """``shakespeare-char`` or a packed ``.bin`` from :func:`llmcourse.data_pipeline.pack_tokens`."""
     if spec == "shakespeare-char":
         from llmcourse.datasets import load_shakespeare
-        from llmcourse.ngram import CharVocab
+        from llmcourse.tokenization import CharTokenizer
 
         train, val = load_shakespeare("train"), load_shakespeare("validation")
-        vocab = CharVocab.from_text(train, unk_token="<unk>")
+        vocab = CharTokenizer.from_text(train, unk_token="<unk>")
         return vocab.encode(train), vocab.encode(val), vocab.size
     path = Path(spec)
     if path.suffix == ".bin" and path.is_file():
@@ -843,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.out:
                 from safetensors.torch import save
 
-                from llmcourse.datasets import write_atomic
+                from llmcourse.files import write_atomic
 
                 out = Path(args.out)
                 state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -31,10 +31,16 @@ parameters without allocating memory::
         model = TransformerLM(TransformerConfig.preset("llama-7b"))
     model.num_parameters()        # 6,738,415,616
 
-:class:`TransformerLM` shares the interface of :mod:`llmcourse.rnn` (``logits, state = model(ids)``), so
-:func:`llmcourse.rnn.train_language_model`, :func:`llmcourse.rnn.evaluate` and ``sample`` work on it. Its
+:class:`TransformerLM` is a :class:`llmcourse.lm.LanguageModel` (``logits, state = model(ids)``), so
+:func:`llmcourse.training.train_language_model`, :func:`llmcourse.lm.evaluate` and ``sample`` work on it. Its
 ``state`` is the text it has read (the last ``block_size - 1`` tokens): a Transformer has no memory
 beyond its context window, and reading a new token means attending over that window again.
+
+This module is longer than the others (about 770 lines) because notebook 04 reads it as one piece: the
+configuration, the block and the model it assembles, the three architectures (which differ only in their
+masks) and the mixture-of-experts layer (a drop-in for the feed-forward layer) are one model family, and
+the GPT-2 weight converter must sit beside the names it maps. Attention itself is in
+:mod:`llmcourse.attention`; decoding in :mod:`llmcourse.generation`.
 """
 
 from __future__ import annotations
@@ -48,7 +54,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmcourse.attention import MultiHeadAttention, causal_mask, check_mask, prefix_mask, rope_cache, sinusoidal_positions
-from llmcourse.rnn import LanguageModel, _as_ids
+from llmcourse.checks import ArgumentError, check_bool, check_choice, check_int, check_number, check_token_ids
+from llmcourse.lm import LanguageModel
 
 __all__ = [
     "ARCHITECTURES",
@@ -170,9 +177,9 @@ class MoEFeedForward(nn.Module):
                  dropout: float = 0.0, aux_loss_weight: float = 0.01):
         super().__init__()
         if isinstance(n_experts, bool) or not isinstance(n_experts, int) or n_experts < 2:
-            raise ValueError(f"n_experts must be an integer >= 2; got {n_experts!r}")
+            raise ArgumentError(f"n_experts must be an integer >= 2; got {n_experts!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= n_experts:
-            raise ValueError(f"top_k must be an integer in [1, n_experts={n_experts}]; got {top_k!r}")
+            raise ArgumentError(f"top_k must be an integer in [1, n_experts={n_experts}]; got {top_k!r}")
         expert = FeedForward if kind == "gelu" else SwiGLU
         self.n_experts, self.top_k, self.aux_loss_weight = n_experts, top_k, aux_loss_weight
         self.router = nn.Linear(d, n_experts, bias=False)
@@ -247,29 +254,37 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+            setattr(self, name, check_int(name, getattr(self, name)))
+        self.norm_eps = check_number("norm_eps", self.norm_eps, minimum=0.0, strict=True)
+        self.rope_base = check_number("rope_base", self.rope_base, minimum=1.0, strict=True)
+        self.dropout = check_number("dropout", self.dropout, minimum=0.0, maximum=1.0, strict_max=True)
+        self.bias = check_bool("bias", self.bias)
+        self.tie_embeddings = check_bool("tie_embeddings", self.tie_embeddings)
+        self.n_experts = check_int("n_experts", self.n_experts, minimum=0)
+        self.top_k = check_int("top_k", self.top_k)
+        check_choice("norm", self.norm, NORMS)
+        check_choice("position", self.position, POSITIONS)
+        check_choice("mlp", self.mlp, MLPS)
         if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd = {self.n_embd} must be divisible by n_head = {self.n_head} "
+            raise ArgumentError(f"n_embd = {self.n_embd} must be divisible by n_head = {self.n_head} "
                              f"(each head gets n_embd / n_head dimensions)")
         if self.n_kv_head is not None and (not isinstance(self.n_kv_head, int) or self.n_kv_head < 1
                                            or self.n_head % self.n_kv_head):
-            raise ValueError(f"n_kv_head must be a positive divisor of n_head = {self.n_head}; got {self.n_kv_head!r}")
+            raise ArgumentError(f"n_kv_head must be a positive divisor of n_head = {self.n_head}; got {self.n_kv_head!r}")
         if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}; got {self.norm!r}")
+            raise ArgumentError(f"norm must be one of {NORMS}; got {self.norm!r}")
         if self.position not in POSITIONS:
-            raise ValueError(f"position must be one of {POSITIONS}; got {self.position!r}")
+            raise ArgumentError(f"position must be one of {POSITIONS}; got {self.position!r}")
         if self.mlp not in MLPS:
-            raise ValueError(f"mlp must be one of {MLPS}; got {self.mlp!r}")
+            raise ArgumentError(f"mlp must be one of {MLPS}; got {self.mlp!r}")
         if self.position == "rope" and (self.n_embd // self.n_head) % 2:
-            raise ValueError(f"rotary positions need an even head size; n_embd / n_head = {self.n_embd // self.n_head}")
+            raise ArgumentError(f"rotary positions need an even head size; n_embd / n_head = {self.n_embd // self.n_head}")
         if self.position == "sinusoidal" and self.n_embd % 2:
-            raise ValueError(f"sinusoidal positions need an even n_embd; got {self.n_embd}")
+            raise ArgumentError(f"sinusoidal positions need an even n_embd; got {self.n_embd}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1); got {self.dropout!r}")
+            raise ArgumentError(f"dropout must be in [0, 1); got {self.dropout!r}")
         if self.n_experts and (self.n_experts < 2 or not 1 <= self.top_k <= self.n_experts):
-            raise ValueError(f"n_experts must be 0 or >= 2 and top_k in [1, n_experts]; got "
+            raise ArgumentError(f"n_experts must be 0 or >= 2 and top_k in [1, n_experts]; got "
                              f"n_experts={self.n_experts!r}, top_k={self.top_k!r}")
         if self.d_ff is None:
             if self.mlp == "gelu":
@@ -277,7 +292,7 @@ class TransformerConfig:
             else:  # LLaMA: 2/3 of 4d, rounded up to a multiple of 256
                 self.d_ff = 256 * math.ceil(int(2 * 4 * self.n_embd / 3) / 256)
         elif isinstance(self.d_ff, bool) or not isinstance(self.d_ff, int) or self.d_ff < 1:
-            raise ValueError(f"d_ff must be an integer >= 1 or None; got {self.d_ff!r}")
+            raise ArgumentError(f"d_ff must be an integer >= 1 or None; got {self.d_ff!r}")
 
     @property
     def head_dim(self) -> int:
@@ -300,7 +315,7 @@ class TransformerConfig:
     def preset(cls, name: str) -> TransformerConfig:
         """A published configuration: one of :data:`PRESETS`."""
         if name not in PRESETS:
-            raise ValueError(f"name must be one of {sorted(PRESETS)}; got {name!r}")
+            raise ArgumentError(f"name must be one of {sorted(PRESETS)}; got {name!r}")
         family, kw = PRESETS[name]
         return getattr(cls, family)(**kw)
 
@@ -312,7 +327,7 @@ class TransformerConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown configuration keys {sorted(unknown)}")
+            raise ArgumentError(f"unknown configuration keys {sorted(unknown)}")
         return cls(**d)
 
 
@@ -439,7 +454,7 @@ class TransformerLM(LanguageModel):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         if not isinstance(config, TransformerConfig):
-            raise TypeError(f"config must be a TransformerConfig; got {type(config).__name__}")
+            raise ArgumentError(f"config must be a TransformerConfig; got {type(config).__name__}")
         self.config = config
         self.vocab_size = config.vocab_size
         self.context_size = config.block_size
@@ -468,15 +483,15 @@ class TransformerLM(LanguageModel):
         ids = self._check_forward_ids(ids)
         B, T = ids.shape
         if T > self.config.block_size:
-            raise ValueError(f"ids has {T} tokens, more than the model's context block_size = "
+            raise ArgumentError(f"ids has {T} tokens, more than the model's context block_size = "
                              f"{self.config.block_size}; feed it in pieces (pass the returned state back in)")
         n_ctx = 0
         if state is not None:
             if mask is not None:
-                raise ValueError("give mask or state, not both: a custom mask covers exactly the ids given")
-            state = _as_ids(state, self.vocab_size, "state", ndim=2).to(ids.device)
+                raise ArgumentError("give mask or state, not both: a custom mask covers exactly the ids given")
+            state = check_token_ids("state", state, self.vocab_size, ndim=2).to(ids.device)
             if state.shape[0] != B:
-                raise ValueError(f"state is for batch size {state.shape[0]}, ids for {B}")
+                raise ArgumentError(f"state is for batch size {state.shape[0]}, ids for {B}")
             n_ctx = min(state.shape[1], self.config.block_size - T)
             if n_ctx:
                 ids = torch.cat([state[:, state.shape[1] - n_ctx:], ids], dim=1)
@@ -508,7 +523,7 @@ class TransformerLM(LanguageModel):
         B, T = ids.shape
         offset = cache.length
         if offset + T > self.config.block_size:
-            raise ValueError(f"the cache holds {offset} tokens and ids {T}: more than the model's context "
+            raise ArgumentError(f"the cache holds {offset} tokens and ids {T}: more than the model's context "
                              f"block_size = {self.config.block_size}")
         x, rope = self.embed(ids, offset)
         # query i (at position offset + i) may see keys 0 .. offset + i
@@ -527,7 +542,7 @@ class TransformerLM(LanguageModel):
     @torch.no_grad()
     def attention_maps(self, ids) -> torch.Tensor:
         """The attention weights of every layer and head for one text: ``(n_layer, n_head, T, T)``."""
-        ids = _as_ids(ids, self.vocab_size, "ids", ndim=1)[None]
+        ids = check_token_ids("ids", ids, self.vocab_size, ndim=1)[None]
         was_training = self.training
         self.eval()
         attns = [b.attn for b in self.blocks]
@@ -602,12 +617,12 @@ class Seq2SeqModel(nn.Module):
                  n_head: int = 4, n_embd: int = 64):
         super().__init__()
         if kind not in ARCHITECTURES:
-            raise ValueError(f"kind must be one of {ARCHITECTURES}; got {kind!r}")
+            raise ArgumentError(f"kind must be one of {ARCHITECTURES}; got {kind!r}")
         self.kind, self.vocab_size, self.src_len, self.tgt_len = kind, vocab_size, src_len, tgt_len
         self.sep = vocab_size
         if kind == "encoder-decoder":
             if n_layer < 2:
-                raise ValueError(f"n_layer must be >= 2 for an encoder-decoder (half each); got {n_layer}")
+                raise ArgumentError(f"n_layer must be >= 2 for an encoder-decoder (half each); got {n_layer}")
             cfg = TransformerConfig.gpt(vocab_size + 1, max(src_len, tgt_len), n_layer=n_layer // 2,
                                         n_head=n_head, n_embd=n_embd)
             self.net = EncoderDecoder(cfg)
@@ -671,7 +686,7 @@ def train_seq2seq(model: Seq2SeqModel, task, *, steps: int = 600, batch_size: in
     right, by greedy decoding) on ``eval_size`` new examples, ``parameters`` and ``seconds``.
     """
     from llmcourse.notebook import progress
-    from llmcourse.training import lr_factor as _lr_factor
+    from llmcourse.optim import lr_factor as _lr_factor
 
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
@@ -717,7 +732,7 @@ def hf_gpt2_to_course(state_dict: dict) -> dict:
     """
     sd = {k.removeprefix("transformer."): v for k, v in state_dict.items()}
     if "wte.weight" not in sd:
-        raise ValueError("state_dict has no 'transformer.wte.weight': is it a GPT-2 (GPT2LMHeadModel) state dict?")
+        raise ArgumentError("state_dict has no 'transformer.wte.weight': is it a GPT-2 (GPT2LMHeadModel) state dict?")
     d = sd["wte.weight"].shape[1]
     out = {"embed.tok.weight": sd["wte.weight"], "embed.pos.weight": sd["wpe.weight"],
            "norm_f.weight": sd["ln_f.weight"], "norm_f.bias": sd["ln_f.bias"],
@@ -741,7 +756,7 @@ def course_to_hf_gpt2(state_dict: dict) -> dict:
     ``GPT2LMHeadModel`` naming (``load_state_dict(..., strict=False)`` there, which rebuilds its mask
     buffers itself)."""
     if "embed.pos.weight" not in state_dict or "blocks.0.attn.q.bias" not in state_dict:
-        raise ValueError("state_dict is not a GPT-style TransformerLM's (learned positions and biases are needed)")
+        raise ArgumentError("state_dict is not a GPT-style TransformerLM's (learned positions and biases are needed)")
     sd = state_dict
     out = {"transformer.wte.weight": sd["embed.tok.weight"], "transformer.wpe.weight": sd["embed.pos.weight"],
            "transformer.ln_f.weight": sd["norm_f.weight"], "transformer.ln_f.bias": sd["norm_f.bias"],

@@ -26,6 +26,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from llmcourse.checks import ArgumentError
+
 __all__ = ["Checkbox", "Dropdown", "Interactive", "Slider", "Text", "interact", "widget_mode"]
 
 
@@ -42,13 +44,13 @@ class Slider:
         for name in ("min", "max", "step"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Real):
-                raise TypeError(f"Slider: {name} must be a number, got {v!r}")
+                raise ArgumentError(f"Slider: {name} must be a number, got {v!r}")
         if not self.min < self.max:
-            raise ValueError(f"Slider: min must be < max, got min={self.min!r}, max={self.max!r}")
+            raise ArgumentError(f"Slider: min must be < max, got min={self.min!r}, max={self.max!r}")
         if self.step <= 0:
-            raise ValueError(f"Slider: step must be > 0, got {self.step!r}")
+            raise ArgumentError(f"Slider: step must be > 0, got {self.step!r}")
         if self.value is not None and not self.min <= self.value <= self.max:
-            raise ValueError(f"Slider: value must lie in [{self.min}, {self.max}], got {self.value!r}")
+            raise ArgumentError(f"Slider: value must lie in [{self.min}, {self.max}], got {self.value!r}")
 
     @property
     def is_int(self) -> bool:
@@ -77,9 +79,9 @@ class Dropdown:
 
     def __post_init__(self) -> None:
         if isinstance(self.options, (str, bytes)) or len(self.options) == 0:
-            raise ValueError(f"Dropdown: options must be a non-empty list, got {self.options!r}")
+            raise ArgumentError(f"Dropdown: options must be a non-empty list, got {self.options!r}")
         if self.value is not None and self.value not in self._values():
-            raise ValueError(f"Dropdown: value {self.value!r} is not one of the options {self._values()!r}")
+            raise ArgumentError(f"Dropdown: value {self.value!r} is not one of the options {self._values()!r}")
 
     def _values(self) -> list:
         return [o[1] if isinstance(o, tuple) else o for o in self.options]
@@ -104,7 +106,7 @@ class Text:
 
     def __post_init__(self) -> None:
         if not isinstance(self.value, str):
-            raise TypeError(f"Text: value must be a str, got {self.value!r}")
+            raise ArgumentError(f"Text: value must be a str, got {self.value!r}")
 
     @property
     def default(self) -> str:
@@ -144,7 +146,7 @@ def widget_mode() -> str:
     if forced in {"live", "static"}:
         return forced
     if forced:
-        raise ValueError(f"LLMCOURSE_WIDGETS must be 'live' or 'static', got {forced!r}")
+        raise ArgumentError(f"LLMCOURSE_WIDGETS must be 'live' or 'static', got {forced!r}")
     try:
         from IPython import get_ipython
 
@@ -187,12 +189,12 @@ class Interactive:
 
     def __init__(self, fn: Callable[..., Any], controls: dict[str, Control], title: str | None = None):
         if not callable(fn):
-            raise TypeError(f"interact: fn must be callable, got {fn!r}")
+            raise ArgumentError(f"interact: fn must be callable, got {fn!r}")
         if not controls:
-            raise ValueError("interact: give at least one control, e.g. order=Slider(1, 6)")
+            raise ArgumentError("interact: give at least one control, e.g. order=Slider(1, 6)")
         for name, control in controls.items():
             if not isinstance(control, (Slider, Dropdown, Text, Checkbox)):
-                raise TypeError(
+                raise ArgumentError(
                     f"interact: control {name!r} must be a Slider, Dropdown, Text or Checkbox, got {control!r}"
                 )
         self.fn = fn
@@ -207,7 +209,7 @@ class Interactive:
         """Call the function with the defaults updated by ``values``; unknown names are an error."""
         unknown = set(values) - set(self.controls)
         if unknown:
-            raise TypeError(f"render: unknown control(s) {sorted(unknown)}; known: {sorted(self.controls)}")
+            raise ArgumentError(f"render: unknown control(s) {sorted(unknown)}; known: {sorted(self.controls)}")
         self.values = {**self.values, **values}
         return self.fn(**self.values)
 

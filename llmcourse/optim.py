@@ -1,0 +1,87 @@
+"""The optimiser's pieces: the learning-rate schedule, AdamW's parameter groups, and the precision.
+
+Small, separate and at the bottom of the package (above :mod:`llmcourse.checks` only), because more
+than one training loop uses them: the course :class:`~llmcourse.training.Trainer`, the sequence-to-
+sequence loop of notebook 04 (:func:`llmcourse.transformer.train_seq2seq`), and the loops the learner
+writes by hand in notebook 05.
+
+- :func:`lr_factor`: linear warm-up, then constant, cosine or linear decay.
+- :func:`parameter_groups`: weight decay on weight matrices only.
+- :func:`bf16_supported` and :func:`bf16_pays`: whether a device has bfloat16 units, and whether
+  ``precision="auto"`` uses them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from llmcourse.checks import check_choice, check_fraction, check_number
+from llmcourse.checks import fail as check_fail
+
+__all__ = ["SCHEDULES", "bf16_pays", "bf16_supported", "lr_factor", "parameter_groups"]
+
+#: Learning-rate schedules after the warm-up.
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+def lr_factor(schedule: str, progress_frac: float, warmup_frac: float, min_lr_ratio: float) -> float:
+    """The learning-rate multiplier at a point ``progress_frac`` in [0, 1] of the run.
+
+    Linear warm-up from ~0 to 1 over the first ``warmup_frac`` (in [0, 1)) of the run, then
+    ``"constant"`` (1), ``"cosine"`` or ``"linear"`` decay from 1 to ``min_lr_ratio`` (in [0, 1]) at the
+    end. A ``progress_frac`` past 1 stays at the end value.
+    """
+    check_choice("schedule", schedule, SCHEDULES)
+    progress_frac = check_number("progress_frac", progress_frac, minimum=0.0)
+    warmup_frac = check_fraction("warmup_frac", warmup_frac, open_high=True)
+    min_lr_ratio = check_fraction("min_lr_ratio", min_lr_ratio)
+    if progress_frac < warmup_frac:
+        return (progress_frac + 1e-9) / warmup_frac
+    if schedule == "constant":
+        return 1.0
+    p = min(1.0, (progress_frac - warmup_frac) / max(1e-9, 1 - warmup_frac))
+    decay = 0.5 * (1 + math.cos(math.pi * p)) if schedule == "cosine" else 1 - p
+    return min_lr_ratio + (1 - min_lr_ratio) * decay
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's two groups: ``weight_decay`` on weight matrices, 0 on biases, norm gains and embeddings.
+
+    A matrix (``dim >= 2``) whose name contains ``embed`` is an embedding table. A tied head shares the
+    embedding's tensor and is listed once (``named_parameters`` skips duplicates).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise check_fail("model", "a torch.nn.Module", model)
+    weight_decay = check_number("weight_decay", weight_decay, minimum=0.0)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether ``device`` has hardware bfloat16 (a CUDA GPU from Ampere on; a CPU with AVX512-BF16 or AMX)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        mkldnn = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return bool(mkldnn()) if mkldnn is not None else False
+    return False
+
+
+def bf16_pays(device: torch.device | str) -> bool:
+    """Whether ``precision="auto"`` picks bfloat16 on ``device``: on a CUDA GPU with bf16 units, never on
+    a CPU.
+
+    Measured, not assumed: for the course's small models autocast's casts cost more than bfloat16's
+    faster products save on every CPU tried -- about 10% slower than float32 on an AMD EPYC with
+    AVX512-BF16 (``benchmarks/pretraining.py``) and 15-18% slower on an Intel Xeon with AMX tiles. A
+    notebook that wants bf16 on a CPU asks for ``precision="bfloat16"`` and says why.
+    """
+    device = torch.device(device)
+    return device.type == "cuda" and bf16_supported(device)
+
