@@ -21,7 +21,8 @@ import platform
 import sys
 import time
 
-from llmcourse.ngram import CharVocab, NGramLM
+from llmcourse.ngram import NGramLM
+from llmcourse.tokenization import CharTokenizer
 
 TARGET_SECONDS = 10.0  # order 5, fit + evaluate
 
@@ -47,7 +48,7 @@ def main() -> int:
         return 1
 
     t0 = time.perf_counter()
-    vocab = CharVocab.from_text(train, unk_token="<unk>")  # characters seen in training, + one <unk> id
+    vocab = CharTokenizer.from_text(train, unk_token="<unk>")  # characters seen in training, + one <unk> id
     train_ids, valid_ids = vocab.encode(train), vocab.encode(valid)
     encode_s = time.perf_counter() - t0
     print(f"python {platform.python_version()}, {os.cpu_count()} CPU(s), {platform.machine()}")

@@ -35,9 +35,9 @@ from pathlib import Path
 import torch
 
 from llmcourse.datasets import load_shakespeare
-from llmcourse.ngram import CharVocab
 from llmcourse.rnn import evaluate
 from llmcourse.scaling import flops_per_token, measure_matmul_flops, mfu
+from llmcourse.tokenization import CharTokenizer
 from llmcourse.training import TrainConfig, Trainer, bf16_supported
 from llmcourse.transformer import TransformerConfig, TransformerLM
 
@@ -94,7 +94,7 @@ def main() -> int:
     steps = 300 if args.quick else 2000
 
     train_text, valid_text = load_shakespeare("train"), load_shakespeare("validation")
-    vocab = CharVocab.from_text(train_text, unk_token="<unk>")
+    vocab = CharTokenizer.from_text(train_text, unk_token="<unk>")
     train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
     peak = measure_matmul_flops(1024, repeats=10)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}; "

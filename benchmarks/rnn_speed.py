@@ -29,8 +29,9 @@ import time
 
 import torch
 
-from llmcourse.ngram import CharVocab, NGramLM
+from llmcourse.ngram import NGramLM
 from llmcourse.rnn import MLPLanguageModel, RecurrentLanguageModel, evaluate, train_language_model
+from llmcourse.tokenization import CharTokenizer
 
 # The configurations this benchmark found (the comments say what they beat). "seconds" is the wall-clock
 # budget; "steps" is about what that budget reaches on a quiet 2-core CPU (AMD EPYC with AVX-512), the
@@ -147,7 +148,7 @@ def main() -> int:
         print(f"rnn_speed: the Shakespeare corpus is not available ({type(err).__name__}: {err}).\n"
               "Build it first (see data/README.md).", file=sys.stderr)
         return 1
-    vocab = CharVocab.from_text(train)  # the characters of the train text; validation has no others
+    vocab = CharTokenizer.from_text(train)  # the characters of the train text; validation has no others
     train_ids, valid_ids = vocab.encode(train), vocab.encode(valid)
     print(f"python {platform.python_version()} | torch {torch.__version__} | {os.cpu_count()} CPU(s) | "
           f"{torch.get_num_threads()} torch threads | {platform.machine()}")

@@ -22,8 +22,8 @@ import os
 import torch
 
 from llmcourse.datasets import load_shakespeare
-from llmcourse.ngram import CharVocab
 from llmcourse.rnn import evaluate, train_language_model
+from llmcourse.tokenization import CharTokenizer
 from llmcourse.transformer import TransformerConfig, TransformerLM
 
 RECIPES = {
@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     train, valid = load_shakespeare("train"), load_shakespeare("validation")
-    vocab = CharVocab.from_text(train, unk_token="<unk>")
+    vocab = CharTokenizer.from_text(train, unk_token="<unk>")
     train_ids, valid_ids = vocab.encode(train), vocab.encode(valid)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps of 32 x 64 tokens")
     print(f"{'seed':>4s}  {'recipe':12s} {'parameters':>10s} {'seconds':>8s} {'tokens/s':>9s} {'bits/char':>9s} {'load':>5s}")

@@ -14,9 +14,11 @@ times; interpolated modified Kneser-Ney (Chen & Goodman 1998) subtracts a discou
 and hands the freed mass to a lower-order model built from *continuation* counts.
 
 The models work on sequences of integer token ids in ``[0, vocab_size)``, so the same class serves a
-character-level model (ids from :class:`CharVocab`) and a model over BPE tokens.
+character-level model (ids from :class:`~llmcourse.tokenization.CharTokenizer`) and a model over BPE
+tokens.
 
-    >>> vocab = CharVocab.from_text("abracadabra")
+    >>> from llmcourse.tokenization import CharTokenizer
+    >>> vocab = CharTokenizer.from_text("abracadabra")
     >>> lm = NGramLM(order=2, vocab_size=len(vocab)).fit(vocab.encode("abracadabra"))
     >>> round(lm.prob(vocab.encode("a"), vocab.stoi["b"]), 6)   # 47/140, worked out in the tests
     0.335714
@@ -30,10 +32,21 @@ w_1 V^(m-1) + ... + w_m. Counting is then ``np.unique`` over the keys of every p
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from llmcourse.checks import (
+    ArgumentError,
+    check_choice,
+    check_int,
+    check_number,
+    check_optional,
+    check_token_ids,
+    fail,
+)
+from llmcourse.tokenization import CharTokenizer
 
 __all__ = [
     "CharVocab",
@@ -54,108 +67,19 @@ SMOOTHINGS = ("kneser_ney", "add_k", "mle")
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-
-
 # ----------------------------------------------------------------------------------------------------
 # text <-> ids
 
 
-class CharVocab:
-    """Characters <-> integer ids for a character-level model.
+CharVocab = CharTokenizer
+"""Another name for :class:`llmcourse.tokenization.CharTokenizer`, kept for one release.
 
-    The vocabulary is the set of characters given (usually those seen in the training text), in sorted
-    (code point) order, so the ids do not depend on the order of the text: ``CharVocab("ba")`` maps
-    ``'a' -> 0, 'b' -> 1``.
-
-    Unknown characters: a character model can only predict characters it has an id for, so ``encode``
-    must decide what to do with a character that is not in the vocabulary.
-
-    - ``unk_token=None`` (default): ``encode`` raises ``ValueError`` naming every unknown character.
-      Nothing is silently changed, which is what you want when train and validation come from one
-      corpus.
-    - ``unk_token="<unk>"`` (any string): one extra id, ``len(chars)``, the last one, is reserved; every
-      unknown character encodes to it, and ``decode`` writes it back as ``unk_token``.
-
-    Args:
-        chars: the characters of the vocabulary (a string or an iterable of 1-character strings);
-            duplicates are ignored.
-        unk_token: see above.
-
-    Attributes:
-        itos: ``list[str]`` id -> character (the last entry is ``unk_token`` when there is one).
-        stoi: ``dict[str, int]`` character -> id (without ``unk_token``).
-        unk_id: the id of ``unk_token``, or ``None``.
-    """
-
-    def __init__(self, chars: str | Iterable[str], unk_token: str | None = None):
-        chars = sorted(set(chars))
-        bad = [c for c in chars if not isinstance(c, str) or len(c) != 1]
-        if bad:
-            raise ValueError(f"chars must be single characters; got {bad[:5]!r}")
-        if unk_token is not None and (not isinstance(unk_token, str) or unk_token == ""):
-            raise ValueError(f"unk_token must be a non-empty string or None; got {unk_token!r}")
-        self.itos: list[str] = chars + ([unk_token] if unk_token is not None else [])
-        self.stoi: dict[str, int] = {c: i for i, c in enumerate(chars)}
-        self.unk_token = unk_token
-        self.unk_id: int | None = len(chars) if unk_token is not None else None
-        # Sorted code points, so encode is one np.searchsorted over the whole text instead of a Python
-        # loop of dict look-ups (4 MB of text: ~0.05 s instead of ~0.5 s).
-        self._codes = np.array([ord(c) for c in chars], dtype=np.uint32)
-
-    @classmethod
-    def from_text(cls, text: str, unk_token: str | None = None) -> CharVocab:
-        """The vocabulary of the characters that occur in ``text``."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str; got {type(text).__name__}")
-        return cls(text, unk_token=unk_token)
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    @property
-    def size(self) -> int:
-        """The number of ids, ``unk_token`` included: the ``vocab_size`` to give :class:`NGramLM`."""
-        return len(self.itos)
-
-    def encode(self, text: str) -> np.ndarray:
-        """Text -> ids: ``(len(text),)`` int64. Unknown characters follow the policy in the class doc."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str; got {type(text).__name__}")
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        if len(self._codes) == 0:
-            ids, known = np.zeros(len(codes), dtype=np.int64), np.zeros(len(codes), dtype=bool)
-        else:
-            ids = np.searchsorted(self._codes, codes).astype(np.int64)
-            known = self._codes[np.minimum(ids, len(self._codes) - 1)] == codes
-        if not known.all():
-            if self.unk_id is None:
-                unknown = sorted({chr(c) for c in codes[~known]})
-                shown = ", ".join(repr(c) for c in unknown[:20]) + (" ..." if len(unknown) > 20 else "")
-                raise ValueError(
-                    f"text contains {len(unknown)} character(s) that are not in the vocabulary: {shown}. "
-                    "Build the vocabulary from text that contains them, or pass unk_token='<unk>' to "
-                    "map unknown characters to one id."
-                )
-            ids[~known] = self.unk_id
-        return ids
-
-    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
-        """Ids -> text. ``ids``: ``(T,)`` integers in ``[0, len(self))``."""
-        ids = np.asarray(ids)
-        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
-            raise ValueError(f"ids must be a 1-D sequence of integers; got shape {ids.shape}, {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= len(self.itos)):
-            raise ValueError(f"ids must lie in [0, {len(self.itos)}); got min {ids.min()}, max {ids.max()}")
-        return "".join(self.itos[i] for i in ids.tolist())
-
-    def __repr__(self) -> str:
-        return f"CharVocab(size={len(self)}, unk_token={self.unk_token!r})"
+``CharVocab`` was the n-gram module's own character vocabulary; it is now the one character tokenizer
+of the package, with the same ids (characters in code-point order, ``unk_token`` last), ``from_text``,
+``size``, ``len()``, the int64 NumPy ``encode``, ``itos``, ``stoi`` and ``unk_id``. Write
+``from llmcourse.tokenization import CharTokenizer`` in new code: this name will be removed in the
+next release.
+"""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -163,11 +87,14 @@ class CharVocab:
 
 
 def _as_log_probs(log_probs) -> np.ndarray:
-    lp = np.asarray(log_probs, dtype=np.float64)  # (T,)
-    if lp.ndim != 1 or lp.size == 0:
-        raise ValueError(f"log_probs must be non-empty and 1-D, of natural-log probs; got {lp.shape}")
-    if np.any(lp > 1e-9) or np.isnan(lp).any():
-        raise ValueError("log_probs must be natural-log probabilities (<= 0, no NaN)")
+    """``log_probs`` as ``(T,)`` float64, T >= 1, every entry a natural-log probability (<= 0, no NaN)."""
+    what = "a non-empty 1-D array of natural-log probabilities (<= 0, no NaN)"
+    try:
+        lp = np.asarray(log_probs, dtype=np.float64)  # (T,)
+    except (TypeError, ValueError):
+        raise fail("log_probs", what, log_probs) from None
+    if lp.ndim != 1 or lp.size == 0 or np.any(lp > 1e-9) or np.isnan(lp).any():
+        raise fail("log_probs", what, log_probs)
     return lp
 
 
@@ -195,9 +122,8 @@ def bits_per_character(log_probs, n_characters: int | None = None) -> float:
     across tokenisers, while perplexity per token is not.
     """
     lp = _as_log_probs(log_probs)
+    n_characters = check_optional(check_int, "n_characters", n_characters, minimum=1)
     n = len(lp) if n_characters is None else n_characters
-    if not _is_int(n) or n < 1:
-        raise ValueError(f"n_characters must be a positive integer or None; got {n_characters!r}")
     return float(-lp.sum() / math.log(2) / n)
 
 
@@ -205,28 +131,19 @@ def bits_per_character(log_probs, n_characters: int | None = None) -> float:
 # counting
 
 
-def _check_ids(ids, vocab_size: int, name: str = "ids") -> np.ndarray:
-    """Any sequence of ints -> (T,) int64, with a clear error naming ``name`` when it is not valid."""
-    arr = np.asarray(ids)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D sequence of token ids; got shape {arr.shape}")
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer token ids; got dtype {arr.dtype}")
-    lo, hi = int(arr.min()), int(arr.max())
-    if lo < 0 or hi >= vocab_size:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"{name} holds token id {bad}, outside the vocabulary [0, {vocab_size})")
-    return arr.astype(np.int64, copy=False)
+def _token_ids(name: str, ids, vocab_size: int) -> np.ndarray:
+    """:func:`llmcourse.checks.check_token_ids` for NumPy: ``(T,)`` int64 ids in ``[0, vocab_size)``."""
+    if isinstance(ids, np.ndarray) and not ids.flags.c_contiguous:
+        ids = ids.copy()  # torch cannot share memory with a reversed or strided view
+    return check_token_ids(name, ids, vocab_size).numpy()
 
 
-def _check_key_range(order: int, vocab_size: int) -> None:
+def _check_key_range(order: int, vocab_size: int, name: str = "order") -> None:
+    """An m-gram key is a base-V number of ``order`` digits: it must fit in int64."""
     if vocab_size**order > 2**63:
-        raise ValueError(
-            f"order={order} with vocab_size={vocab_size} needs keys up to {vocab_size}**{order}, which do "
-            "not fit in int64; lower the order (e.g. a 50k-token vocabulary allows order <= 4)"
-        )
+        most = max(m for m in range(1, order) if vocab_size**m <= 2**63) if vocab_size <= 2**63 else 0
+        raise fail(name, f"at most {most} with vocab_size={vocab_size} (an n-gram's key, up to "
+                   f"vocab_size**{name}, must fit in int64; a 50k-token vocabulary allows 4)", order)
 
 
 def _ngram_keys(ids: np.ndarray, m: int, vocab_size: int) -> np.ndarray:
@@ -256,10 +173,10 @@ def count_ngrams(ids, m: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
         ``counts`` ``(U,)`` int64, how often each occurs. For example
         ``count_ngrams([0, 1, 0, 1], 2, 2) -> ([[0, 1], [1, 0]], [2, 1])``.
     """
-    if not _is_int(m) or m < 1:
-        raise ValueError(f"m must be an integer >= 1; got {m!r}")
-    _check_key_range(int(m), vocab_size)
-    ids = _check_ids(ids, vocab_size)
+    m = check_int("m", m, minimum=1)
+    vocab_size = check_int("vocab_size", vocab_size, minimum=1)
+    _check_key_range(m, vocab_size, "m")
+    ids = _token_ids("ids", ids, vocab_size)
     keys, counts = np.unique(_ngram_keys(ids, m, vocab_size), return_counts=True)
     # Undo the base-V encoding: the j-th token is (key // V^(m-1-j)) % V.
     powers = vocab_size ** np.arange(m - 1, -1, -1, dtype=np.int64)
@@ -281,7 +198,14 @@ def modified_kneser_ney_discounts(counts) -> tuple[float, float, float]:
     Args:
         counts: ``(U,)`` positive integer counts (raw counts, or continuation counts for lower orders).
     """
-    counts = np.asarray(counts)
+    given = counts
+    try:
+        counts = np.asarray(counts)
+        ok = counts.ndim == 1 and (counts.size == 0 or counts.dtype.kind in "iu")
+    except (TypeError, ValueError):  # ragged lists
+        ok = False
+    if not ok:
+        raise fail("counts", "a 1-D array of integer counts", given)
     n1, n2, n3, n4 = (int(np.count_nonzero(counts == r)) for r in (1, 2, 3, 4))
     if min(n1, n2, n3, n4) == 0:
         return FALLBACK_DISCOUNTS
@@ -409,23 +333,20 @@ class NGramLM:
 
     Example::
 
-        vocab = CharVocab.from_text(train_text)
+        vocab = CharTokenizer.from_text(train_text)
         lm = NGramLM(order=5, vocab_size=vocab.size).fit(vocab.encode(train_text))
         lm.evaluate(vocab.encode(valid_text))["bits_per_token"]   # bits per character
         vocab.decode(lm.sample(vocab.encode("ROMEO:"), n=200, temperature=0.8, rng=0))
     """
 
     def __init__(self, order: int, vocab_size: int, smoothing: str = "kneser_ney", k: float = 1.0):
-        if not _is_int(order) or order < 1:
-            raise ValueError(f"order must be an integer >= 1; got {order!r}")
-        if not _is_int(vocab_size) or vocab_size < 1:
-            raise ValueError(f"vocab_size must be an integer >= 1; got {vocab_size!r}")
-        if smoothing not in SMOOTHINGS:
-            raise ValueError(f"smoothing must be one of {SMOOTHINGS}; got {smoothing!r}")
-        if smoothing == "add_k" and not (_is_number(k) and math.isfinite(k) and k > 0):
-            raise ValueError(f"k must be a finite number > 0 for add_k smoothing; got {k!r}")
-        _check_key_range(int(order), int(vocab_size))
-        self.order, self.vocab_size, self.smoothing, self.k = int(order), int(vocab_size), smoothing, float(k)
+        order = check_int("order", order, minimum=1)
+        vocab_size = check_int("vocab_size", vocab_size, minimum=1)
+        smoothing = check_choice("smoothing", smoothing, SMOOTHINGS)
+        # k is used by add_k only, where it must be > 0; for the others it only has to be a number
+        k = check_number("k", k, minimum=0, strict=True) if smoothing == "add_k" else check_number("k", k)
+        _check_key_range(order, vocab_size)
+        self.order, self.vocab_size, self.smoothing, self.k = order, vocab_size, smoothing, k
         self._raw: dict[int, _Table] | None = None  # m -> raw counts of m-grams, m = 1 .. order
         self._cont: dict[int, _Table] = {}  # m -> continuation counts, m = 1 .. order-1 (Kneser-Ney)
         self.discounts: dict[int, tuple[float, float, float]] = {}
@@ -445,7 +366,7 @@ class NGramLM:
         A text shorter than ``order`` is allowed: the missing orders simply have no counts (an empty
         text gives the uniform model under add-k and Kneser-Ney).
         """
-        ids = _check_ids(ids, self.vocab_size)
+        ids = _token_ids("ids", ids, self.vocab_size)
         V, kn = self.vocab_size, self.smoothing == "kneser_ney"
         self._raw, self._cont, self.discounts = {}, {}, {}
         for m in range(1, self.order + 1):
@@ -478,9 +399,9 @@ class NGramLM:
     def count(self, ngram: Sequence[int]) -> int:
         """How often the m-gram ``ngram`` (``(m,)`` ids, 1 <= m <= order) occurred in the training ids."""
         self._require_fit("count")
-        g = _check_ids(ngram, self.vocab_size, "ngram")
+        g = _token_ids("ngram", ngram, self.vocab_size)
         if not 1 <= len(g) <= self.order:
-            raise ValueError(f"ngram must have between 1 and order={self.order} tokens; got {len(g)}")
+            raise ArgumentError(f"ngram must have between 1 and order={self.order} tokens; got {len(g)}")
         key = _ngram_keys(g, len(g), self.vocab_size)
         return int(self._raw[len(g)].count(key)[0])
 
@@ -511,7 +432,7 @@ class NGramLM:
         return p
 
     def _context_hists(self, context, n_queries: int) -> list[np.ndarray]:
-        ctx = _check_ids(context, self.vocab_size, "context")
+        ctx = _token_ids("context", context, self.vocab_size)
         ctx = ctx[len(ctx) - min(len(ctx), self.order - 1) :]  # the Markov assumption: keep order-1 tokens
         top = len(ctx) + 1
         # hists[m-1] = key of the last m-1 context tokens, repeated for every query
@@ -531,8 +452,7 @@ class NGramLM:
     def prob(self, context: Sequence[int] | np.ndarray, token: int) -> float:
         """P(token | context) as a float. ``context``: ``(T,)`` ids (the last ``order-1`` are used)."""
         self._require_fit("prob")
-        if not _is_int(token) or not 0 <= token < self.vocab_size:
-            raise ValueError(f"token must be an integer id in [0, {self.vocab_size}); got {token!r}")
+        token = check_int("token", token, minimum=0, maximum=self.vocab_size - 1)
         return float(self._probs(self._context_hists(context, 1), np.array([token], dtype=np.int64))[0])
 
     def log_prob_sequence(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -543,7 +463,7 @@ class NGramLM:
         positions at once.
         """
         self._require_fit("log_prob_sequence")
-        ids = _check_ids(ids, self.vocab_size)
+        ids = _token_ids("ids", ids, self.vocab_size)
         T, n, V = len(ids), self.order, self.vocab_size
         p = np.empty(T)
         # The first order-1 tokens have shorter contexts: at most order-1 small queries.
@@ -568,7 +488,7 @@ class NGramLM:
         self._require_fit("evaluate")
         lp = self.log_prob_sequence(ids)
         if len(lp) == 0:
-            raise ValueError("ids must hold at least one token to evaluate")
+            raise ArgumentError("ids must hold at least one token to evaluate; got none")
         ce = cross_entropy(lp)
         return {
             "cross_entropy_nats": ce,
@@ -599,13 +519,15 @@ class NGramLM:
             rng: a seed or a ``np.random.Generator``; the same seed gives the same sample.
         """
         self._require_fit("sample")
-        if not _is_int(n) or n < 0:
-            raise ValueError(f"n must be an integer >= 0; got {n!r}")
-        if not _is_number(temperature) or not temperature >= 0 or math.isinf(temperature):
-            raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy); got {temperature!r}")
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        n = check_int("n", n, minimum=0)
+        temperature = check_number("temperature", temperature, minimum=0)  # 0 = greedy
+        if not isinstance(rng, np.random.Generator):
+            try:
+                rng = np.random.default_rng(check_int("rng", rng, minimum=0))
+            except ArgumentError:
+                raise fail("rng", "an integer seed >= 0 or a numpy.random.Generator", rng) from None
         keep = self.order - 1  # the Markov assumption: only this many tokens of history matter
-        history = _check_ids(context, self.vocab_size, "context").tolist()
+        history = _token_ids("context", context, self.vocab_size).tolist()
         out = np.empty(n, dtype=np.int64)
         for i in range(n):
             history = history[len(history) - min(len(history), keep) :]

@@ -23,8 +23,8 @@ import torch
 
 from llmcourse import seed_everything
 from llmcourse.datasets import load_shakespeare, sha256_file, write_atomic
-from llmcourse.ngram import CharVocab
 from llmcourse.rnn import evaluate
+from llmcourse.tokenization import CharTokenizer
 from llmcourse.training import Trainer, TrainConfig
 from llmcourse.zoo import build_model, zoo_dir
 
@@ -71,7 +71,7 @@ ZOO: dict[str, dict] = {
 def _tokenizer(name: str, spec: dict, train_text: str, out):
     """The tokenizer and its card entry (a BPE tokenizer is saved next to the weights)."""
     if spec["kind"] == "char":
-        vocab = CharVocab.from_text(train_text, unk_token="<unk>")
+        vocab = CharTokenizer.from_text(train_text, unk_token="<unk>")
         entry = {"kind": "char", "chars": "".join(vocab.itos[: len(vocab.stoi)]), "unk_token": "<unk>"}
         return vocab, entry
     from llmcourse.tokenization import train_bpe

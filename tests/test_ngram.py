@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llmcourse.checks import ArgumentError
 from llmcourse.ngram import (
     FALLBACK_DISCOUNTS,
     CharVocab,
@@ -23,6 +24,7 @@ from llmcourse.ngram import (
     modified_kneser_ney_discounts,
     perplexity,
 )
+from llmcourse.tokenization import CharTokenizer
 
 SMOOTHINGS = ("kneser_ney", "add_k", "mle")
 
@@ -65,7 +67,7 @@ model has memorised rather than learned.
 
 
 def abracadabra():
-    vocab = CharVocab.from_text("abracadabra")  # a=0 b=1 c=2 d=3 r=4 (sorted)
+    vocab = CharTokenizer.from_text("abracadabra")  # a=0 b=1 c=2 d=3 r=4 (sorted)
     return vocab, vocab.encode("abracadabra")
 
 
@@ -83,8 +85,13 @@ def skewed_ids(n: int, vocab_size: int, seed: int) -> np.ndarray:
 # text <-> ids
 
 
+def test_char_vocab_is_the_char_tokenizer():
+    assert CharVocab is CharTokenizer  # kept for one release
+    assert CharVocab.from_text("ba").stoi == {"a": 0, "b": 1}
+
+
 def test_char_vocab_round_trip_and_sorted_ids():
-    vocab = CharVocab.from_text("hello, world")
+    vocab = CharTokenizer.from_text("hello, world")
     assert vocab.itos == sorted(set("hello, world"))
     assert vocab.size == len(vocab) == 9
     ids = vocab.encode("world, hello")
@@ -94,10 +101,10 @@ def test_char_vocab_round_trip_and_sorted_ids():
 
 
 def test_char_vocab_unknown_policy():
-    strict = CharVocab.from_text("abc")
-    with pytest.raises(ValueError, match=r"2 character\(s\).*'x', 'z'.*unk_token"):
+    strict = CharTokenizer.from_text("abc")
+    with pytest.raises(ValueError, match=r"^text contains 2 character\(s\).*'x', 'z'.*unk_token"):
         strict.encode("abxcz")
-    lenient = CharVocab.from_text("abc", unk_token="<unk>")
+    lenient = CharTokenizer.from_text("abc", unk_token="<unk>")
     assert lenient.unk_id == 3 and lenient.size == 4
     assert lenient.encode("axc").tolist() == [0, 3, 2]
     assert lenient.decode(lenient.encode("axc")) == "a<unk>c"
@@ -348,7 +355,7 @@ def test_vectorised_evaluation_matches_a_loop_over_prob(smoothing, order):
 
 
 def test_mle_is_infinitely_perplexed_by_an_unseen_ngram_kneser_ney_is_not():
-    vocab = CharVocab.from_text("abcd")
+    vocab = CharTokenizer.from_text("abcd")
     train, held_out = vocab.encode("abcabcabcabd"), vocab.encode("abcab" + "da")  # "da" never seen
     mle = NGramLM(2, vocab.size, "mle").fit(train).evaluate(held_out)
     kn = NGramLM(2, vocab.size, "kneser_ney").fit(train).evaluate(held_out)
@@ -360,7 +367,7 @@ def test_mle_is_infinitely_perplexed_by_an_unseen_ngram_kneser_ney_is_not():
 
 
 def test_kneser_ney_beats_laplace_on_held_out_english():
-    vocab = CharVocab.from_text(ENGLISH)
+    vocab = CharTokenizer.from_text(ENGLISH)
     ids = vocab.encode(ENGLISH)
     cut = int(0.8 * len(ids))
     train, held_out = ids[:cut], ids[cut:]
@@ -379,7 +386,7 @@ def test_kneser_ney_beats_laplace_on_held_out_english():
 
 
 def test_sampling_is_seeded_and_temperature_zero_is_argmax():
-    vocab = CharVocab.from_text(ENGLISH)
+    vocab = CharTokenizer.from_text(ENGLISH)
     lm = NGramLM(4, vocab.size).fit(vocab.encode(ENGLISH))
     start = vocab.encode("The ")
     a = lm.sample(start, n=60, temperature=1.0, rng=123)
@@ -424,12 +431,41 @@ def test_sampling_is_seeded_and_temperature_zero_is_argmax():
         (lambda: NGramLM(2, 5).fit([0, 1, 2]).sample([0], n=-1), "n"),
         (lambda: bits_per_character([-1.0], n_characters=0), "n_characters"),
         (lambda: perplexity([0.5]), "log_probs"),
-        (lambda: CharVocab.from_text("ab").decode([2]), "ids"),
+        (lambda: CharTokenizer.from_text("ab").decode([2]), "ids"),
+        (lambda: NGramLM(2, 5, smoothing="kneser_ney", k="one"), "k"),
+        (lambda: NGramLM(True, 5), "order"),
+        (lambda: NGramLM(2, 5).fit("abc"), "ids"),
+        (lambda: NGramLM(2, 5).fit([0, 1, 2]).sample([0], n=3, rng=-1), "rng"),
+        (lambda: NGramLM(2, 5).fit([0, 1, 2]).sample([0], n=3, rng="seed"), "rng"),
+        (lambda: NGramLM(2, 5).fit([0, 1, 2]).sample([0], n=3, temperature=float("inf")), "temperature"),
+        (lambda: NGramLM(2, 5).fit([0, 1, 2]).count([]), "ngram"),
+        (lambda: NGramLM(2, 5).fit([0, 1, 2]).evaluate([]), "ids"),
+        (lambda: count_ngrams([0, 1], 0, 2), "m"),
+        (lambda: count_ngrams([0, 1], 2, 0), "vocab_size"),
+        (lambda: count_ngrams([0, 1], 5, 50_000), "m"),
+        (lambda: modified_kneser_ney_discounts([[1, 2]]), "counts"),
+        (lambda: modified_kneser_ney_discounts([1.5, 2.0]), "counts"),
+        (lambda: cross_entropy(["a"]), "log_probs"),
+        (lambda: cross_entropy([]), "log_probs"),
+        (lambda: bits_per_character([-1.0], n_characters=2.0), "n_characters"),
     ],
 )
 def test_bad_input_names_the_argument(make, name):
-    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+    with pytest.raises(ArgumentError, match=rf"^{name}\b"):  # the message starts with the argument's name
         make()
+
+
+def test_bad_input_messages():
+    with pytest.raises(ArgumentError, match=r"^order must be at most 4 with vocab_size=50000"):
+        NGramLM(5, 50_000)
+    with pytest.raises(ArgumentError, match=r"^ids holds token id 5, outside the vocabulary \[0, 5\)"):
+        NGramLM(2, 5).fit([0, 1, 5])
+    with pytest.raises(ArgumentError, match=r"^context must have shape \(time,\); got shape \(1, 1\)"):
+        NGramLM(2, 5).fit([0, 1]).distribution([[0]])
+    with pytest.raises(ArgumentError, match=r"^smoothing must be one of \('kneser_ney', 'add_k', 'mle'\)"):
+        NGramLM(2, 5, smoothing="witten_bell")
+    lm = NGramLM(2, 5).fit(np.arange(5)[::-1])  # a reversed view is fine (torch cannot share it)
+    assert lm.count([4, 3]) == 1
 
 
 @pytest.mark.parametrize("method", ["evaluate", "log_prob_sequence", "distribution", "sample"])
@@ -450,7 +486,7 @@ def test_on_shakespeare_a_longer_context_helps_and_kneser_ney_wins():
     from llmcourse.datasets import load_shakespeare
 
     train, valid = load_shakespeare("train")[:400_000], load_shakespeare("validation")[:50_000]
-    vocab = CharVocab.from_text(train, unk_token="<unk>")
+    vocab = CharTokenizer.from_text(train, unk_token="<unk>")
     tr, va = vocab.encode(train), vocab.encode(valid)
     bpc = {
         (order, smoothing): NGramLM(order, vocab.size, smoothing).fit(tr).evaluate(va)["bits_per_token"]

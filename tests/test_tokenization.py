@@ -11,13 +11,16 @@ import random
 import time
 import unicodedata
 
+import numpy as np
 import pytest
 from tokenizers import Tokenizer, pre_tokenizers
 
+from llmcourse.checks import ArgumentError
 from llmcourse.tokenization import (
     CHINESE_SAMPLE,
     BPETokenizer,
     CharTokenizer,
+    TokenizerFileError,
     bytes_to_unicode,
     compression,
     get_stats,
@@ -183,13 +186,71 @@ def test_pretokenize_matches_hf_pre_tokenizer_on_random_unicode():
 
 def test_char_tokenizer():
     ct = CharTokenizer.train("hello", special_tokens=[EOT])
-    assert ct.vocab_size == 5 and ct.encode("hole") == [2, 4, 3, 1]  # 'e' < 'h' < 'l' < 'o'
-    assert ct.encode(f"he{EOT}") == [2, 1, 0] and ct.decode([2, 1, 0]) == f"he{EOT}"
-    assert ct.decode(ct.encode("hello")) == "hello"
-    with pytest.raises(ValueError, match="not in the vocabulary"):
+    assert ct.vocab_size == ct.size == len(ct) == 5
+    ids = ct.encode("hole")
+    assert ids.dtype == np.int64 and ids.tolist() == [2, 4, 3, 1]  # 'e' < 'h' < 'l' < 'o'
+    assert ct.encode(f"he{EOT}").tolist() == [2, 1, 0] and ct.decode([2, 1, 0]) == f"he{EOT}"
+    assert ct.encode(f"{EOT}{EOT}").tolist() == [0, 0] and ct.encode("").shape == (0,)
+    assert ct.decode(ct.encode("hello")) == "hello" and ct.decode(np.array([2, 1])) == "he"
+    assert [ct.token_text(i) for i in range(5)] == [EOT, "e", "h", "l", "o"]
+    with pytest.raises(ValueError, match=r"1 character\(s\) not in the vocabulary: 'p'.*unk_token"):
         ct.encode("help")
-    with pytest.raises(ValueError, match=r"ids\[0\]"):
+    with pytest.raises(ValueError, match=r"ids\[0\] must be a token id in \[0, 5\); got 5"):
         ct.decode([5])
+    with pytest.raises(ValueError, match=r"^i must be an integer >= 0 and <= 4; got 5"):
+        ct.token_text(5)
+
+
+def test_char_tokenizer_ids_are_those_of_char_vocab():
+    """No special tokens: characters in code-point order, unk_token last (the zoo's models rely on it)."""
+    from llmcourse.ngram import CharVocab
+
+    assert CharVocab is CharTokenizer
+    text = "To be, or not to be: 中文 🙂\n"
+    tok = CharTokenizer.from_text(text, unk_token="<unk>")
+    chars = sorted(set(text))
+    assert tok.itos == chars + ["<unk>"] and tok.stoi == {c: i for i, c in enumerate(chars)}
+    assert tok.unk_id == len(chars) == tok.vocab_size - 1 and tok.unk_token == "<unk>"
+    assert tok.encode("be?").tolist() == [tok.stoi["b"], tok.stoi["e"], tok.unk_id]
+    assert tok.decode(tok.encode("tab")) == "t<unk>b"
+    # with special tokens, they come first and everything else shifts up; unk_token is still last
+    special = CharTokenizer.train(f"ab{EOT}ba", special_tokens=[EOT, "<pad>"], unk_token="?")
+    assert special.itos == [EOT, "<pad>", "a", "b", "?"] and special.unk_id == 4
+    assert special.encode(f"a{EOT}xb<pad>").tolist() == [2, 0, 4, 3, 1]
+    assert special.encode("<pad>", allow_special=False).tolist() == [4, 4, 2, 4, 4]
+    # a lone surrogate is an unknown character like any other, not a crash
+    assert special.encode("a\udc80").tolist() == [2, 4]
+    assert repr(special) == f"CharTokenizer(vocab_size=5, special_tokens=['{EOT}', '<pad>'], unk_token='?')"
+
+
+def test_char_tokenizer_fast_path_is_fast(generated_text):
+    tok = CharTokenizer.from_text(generated_text)
+    text = generated_text * 5  # 1 MB
+    start = time.perf_counter()
+    ids = tok.encode(text)
+    assert time.perf_counter() - start < 1.0  # ~0.01 s with np.searchsorted; a dict loop takes ~0.1 s
+    assert len(ids) == len(text) and tok.decode(ids[:1000]) == text[:1000]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: CharTokenizer(["ab"]), r"chars\[0\] must be a single character"),
+        (lambda: CharTokenizer(7), r"chars must be a str or an iterable"),
+        (lambda: CharTokenizer("ab", unk_token=""), r"unk_token must be a non-empty str"),
+        (lambda: CharTokenizer("ab", special_tokens=["<u>"], unk_token="<u>"), r"unk_token must be a str that is not"),
+        (lambda: CharTokenizer("ab", "<unk>"), r"special_tokens must be a list of str, not one str"),
+        (lambda: CharTokenizer.train(b"ab"), r"text must be a str; got b'ab'"),
+        (lambda: CharTokenizer("ab").encode(["a"]), r"text must be a str"),
+        (lambda: CharTokenizer("ab").encode("a", allow_special=1), r"allow_special must be True or False"),
+        (lambda: CharTokenizer("ab").decode("ab"), r"ids must be a sequence of int token ids"),
+        (lambda: CharTokenizer("ab").decode([0, 1.0]), r"ids\[1\] must be an int token id; got 1.0"),
+        (lambda: CharTokenizer("ab").decode(np.array([[0]])), r"ids must have shape \(time,\)"),
+    ],
+)
+def test_char_tokenizer_bad_arguments(make, message):
+    with pytest.raises(ArgumentError, match=message):
+        make()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -433,33 +494,144 @@ def test_compression_english_and_chinese(tok):
 
 
 def test_bad_inputs_name_the_argument(tok):
-    with pytest.raises(ValueError, match="vocab_size=257 is too small.*256 byte tokens \\+ 2 special"):
+    with pytest.raises(ValueError, match=r"^vocab_size must be an integer >= 258 \(.*256 byte tokens \+ 2 special"):
         train_bpe("abc", 257, special_tokens=["<a>", "<b>"])
     with pytest.raises(ValueError, match="vocab_size"):
         train_bpe_naive("abc", 100)
-    with pytest.raises(TypeError, match="vocab_size"):
+    with pytest.raises(TypeError, match="^vocab_size must be an integer; got 300.0"):
         train_bpe("abc", 300.0)
-    with pytest.raises(TypeError, match="text must be a str"):
+    with pytest.raises(TypeError, match="^text must be a str"):
         train_bpe(b"abc", 300)
-    with pytest.raises(TypeError, match="text must be a str"):
+    with pytest.raises(TypeError, match="^text must be a str; got None"):
         tok.encode(None)
-    with pytest.raises(TypeError, match="special_tokens must contain only strings"):
+    with pytest.raises(TypeError, match=r"^special_tokens\[1\] must be a str; got 7"):
         train_bpe("abc", 300, special_tokens=[EOT, 7])
-    with pytest.raises(ValueError, match="special_tokens must not contain the empty string"):
+    with pytest.raises(ValueError, match=r"^special_tokens\[0\] must be a non-empty str"):
         train_bpe("abc", 300, special_tokens=[""])
-    with pytest.raises(TypeError, match="special_tokens must be a list"):
+    with pytest.raises(TypeError, match="^special_tokens must be a list of str, not one str"):
         train_bpe("abc", 300, special_tokens=EOT)
-    with pytest.raises(ValueError, match="special_tokens contains duplicates"):
+    with pytest.raises(ValueError, match="^special_tokens must be a list of distinct strings"):
         train_bpe("abc", 300, special_tokens=[EOT, EOT])
-    with pytest.raises(ValueError, match=r"ids\[1\] = 600 is outside the vocabulary \[0, 600\)"):
+    with pytest.raises(ValueError, match=r"^ids\[1\] must be a token id in \[0, 600\); got 600"):
         tok.decode([0, 600])
-    with pytest.raises(ValueError, match=r"ids\[0\] = -1"):
+    with pytest.raises(ValueError, match=r"^ids\[0\] must be a token id in \[0, 600\); got -1"):
         tok.decode([-1])
-    with pytest.raises(TypeError, match=r"ids\[0\] = 1.5 is not an int"):
+    with pytest.raises(TypeError, match=r"^ids\[0\] must be an int token id; got 1.5"):
         tok.decode([1.5])
-    with pytest.raises(ValueError, match="min_frequency"):
+    with pytest.raises(ValueError, match="^min_frequency must be an integer >= 0; got -1"):
         train_bpe("abc", 300, min_frequency=-1)
-    with pytest.raises(ValueError, match="lone surrogate"):
+    with pytest.raises(ValueError, match="^text must be valid Unicode text; it contains a lone surrogate"):
         tok.encode("bad \udc80 text")
-    with pytest.raises(ValueError, match="text must not be empty"):
+    with pytest.raises(ValueError, match="^text must be a non-empty str"):
         compression(tok, "")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda t: get_stats("abc"), r"^ids must be a sequence of int ids"),
+        (lambda t: get_stats([1, 2.5]), r"^ids\[1\] must be an int"),
+        (lambda t: get_stats([1, 2], counts=[]), r"^counts must be a dict"),
+        (lambda t: merge([1, 2], (1,), 3), r"^pair must be a pair of int ids"),
+        (lambda t: merge([1, 2], (1, 2), -3), r"^new_id must be an integer >= 0"),
+        (lambda t: t.encode("a", allow_special="no"), r"^allow_special must be True or False"),
+        (lambda t: t.token_bytes(600), r"^i must be an integer >= 0 and <= 599; got 600"),
+        (lambda t: t.token_str(True), r"^i must be an integer"),
+        (lambda t: t.save(None), r"^path must be a file path"),
+        (lambda t: BPETokenizer.load(3), r"^path must be a file path"),
+        (lambda t: BPETokenizer.from_hf(3), r"^tokenizer must be a tokenizers.Tokenizer or a path"),
+        (lambda t: BPETokenizer({0: "a"}, []), r"^vocab\[0\] must be bytes"),
+        (lambda t: BPETokenizer(t.vocab, [(1, 2, 3)], t.special_tokens), r"^merges\[0\] must be \(\(left_id"),
+        (lambda t: BPETokenizer(t.vocab, t.merges, {EOT: 0}), r"ids exactly 0 .. vocab_size - 1.*no id 1"),
+        (lambda t: merge_steps("tok", "a"), r"^tokenizer must be a BPETokenizer"),
+        (lambda t: merge_steps(t, "a", upto=-1), r"^upto must be an integer >= 0 and <= 342; got -1"),
+        (lambda t: token_spans(object(), "a"), r"^tokenizer must be a BPETokenizer, CharTokenizer"),
+        (lambda t: compression(3, "a"), r"^tokenizer_or_encode_fn must be a tokenizer or a function"),
+        (lambda t: compression(lambda s: [], "a"), r"^tokenizer_or_encode_fn returned no tokens"),
+        (lambda t: train_bpe("abc", 300, special_tokens=[EOT]).encode(b"x"), r"^text must be a str"),
+        (lambda t: train_bpe_naive("abc", 300, verbose=1), r"^verbose must be True or False"),
+        (lambda t: train_wordpiece("abc", 1), r"^vocab_size must be an integer >= 2"),
+        (lambda t: train_wordpiece("abc", 100, special_tokens=[]), r"^special_tokens must be a non-empty list"),
+        (lambda t: train_unigram(None, 100), r"^text must be a str"),
+        (lambda t: train_bpe_hf("abc", 255), r"^vocab_size must be an integer >= 256"),
+    ],
+)
+def test_every_public_function_checks_its_arguments(tok, call, message):
+    with pytest.raises(ArgumentError, match=message):
+        call(tok)
+
+
+def test_get_stats_and_merge_accept_bytes_and_arrays():
+    assert get_stats(b"aab") == get_stats([97, 97, 98]) == get_stats(np.array([97, 97, 98]))
+    assert merge(b"aab", (97, 97), 256) == [256, 98]
+
+
+# ---------------------------------------------------------------------------------------------------
+# damaged files: one error, naming the file, what is wrong and how to fix it
+
+
+def test_truncated_tokenizer_file_is_a_clear_error(tok, tmp_path):
+    path = tmp_path / "bpe.json"
+    tok.save(path)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: len(text) // 2], encoding="utf-8")
+    with pytest.raises(TokenizerFileError) as info:
+        BPETokenizer.load(path)
+    message = str(info.value)
+    assert str(path) in message and "not valid JSON" in message and "line" in message
+    assert "truncated" in message and "BPETokenizer.save" in message and "git checkout" in message
+    assert info.value.path == path and isinstance(info.value, ValueError)
+    path.write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    with pytest.raises(TokenizerFileError, match="is not UTF-8 text"):
+        BPETokenizer.load(path)
+    with pytest.raises(FileNotFoundError):
+        BPETokenizer.load(tmp_path / "nothing.json")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.pop("merges"), r"lacks the key 'merges'"),
+        (lambda d: d.pop("tokens"), r"lacks the key 'tokens'"),
+        (lambda d: d.update(merges={}), r"has 'merges' of type dict, not a JSON array"),
+        (lambda d: d.update(format="something-else"), r"is not an llmcourse-bpe version 1 file"),
+        (lambda d: d["merges"].__setitem__(3, [1, 2]), r"merges\[3\] must be \[left, right, new\]"),
+        (lambda d: d["merges"][5].__setitem__(2, d["merges"][6][2]), r"merges\[5\] = .* must join"),
+        (lambda d: d["tokens"].__setitem__(300, "not bytes: \u4e2d"), r"tokens\[300\] must be a string of GPT-2"),
+        (lambda d: d["tokens"].pop(), r"ids exactly 0 .. vocab_size - 1|must join"),
+        (lambda d: d["special_tokens"].update({EOT: 5}), r"special_tokens\['<\|endoftext\|>'\] = 5"),
+    ],
+)
+def test_edited_tokenizer_file_is_a_clear_error(tok, tmp_path, edit, message):
+    path = tmp_path / "bpe.json"
+    tok.save(path)
+    d = json.loads(path.read_text(encoding="utf-8"))
+    edit(d)
+    path.write_text(json.dumps(d), encoding="utf-8")
+    with pytest.raises(TokenizerFileError, match=message) as info:
+        BPETokenizer.load(path)
+    assert str(path) in str(info.value) and "BPETokenizer.save" in str(info.value)
+
+
+def test_damaged_hf_tokenizer_json_is_a_clear_error(tok, tmp_path):
+    path = tmp_path / "tokenizer.json"
+    tok.save_hf(path)
+    good = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(path.read_text(encoding="utf-8")[:-200], encoding="utf-8")
+    with pytest.raises(TokenizerFileError, match=r"not valid JSON.*line \d+.*save_hf"):
+        BPETokenizer.from_hf(path)
+    for edit, message in [
+        (lambda d: d["model"].pop("merges"), r"lacks the key 'model.merges'"),
+        (lambda d: d.pop("model"), r"has no 'model' object"),
+        (lambda d: d["model"]["vocab"].pop("Ġt"), r"needs the token 'Ġt', which is not in model.vocab"),
+    ]:
+        d = json.loads(json.dumps(good))
+        edit(d)
+        path.write_text(json.dumps(d), encoding="utf-8")
+        with pytest.raises(TokenizerFileError, match=message) as info:
+            BPETokenizer.from_hf(path)
+        assert str(path) in str(info.value)
+    # loading a HF file with load says where to go
+    path.write_text(json.dumps(good), encoding="utf-8")
+    with pytest.raises(TokenizerFileError, match="from_hf"):
+        BPETokenizer.load(path)
