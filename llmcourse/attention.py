@@ -198,10 +198,15 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     """
     if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] % 2:
         raise fail("x", "a tensor (..., T, head_dim) with an even head_dim", x)
-    if cos.shape != sin.shape or cos.shape[-1] != x.shape[-1] or cos.dim() > x.dim() or any(
-            c not in (1, n) for c, n in zip(cos.shape[::-1], x.shape[::-1])):
-        raise ArgumentError(f"cos and sin must have the same shape, broadcastable to x {tuple(x.shape)} "
-                            f"(T, head_dim); got cos {tuple(cos.shape)}, sin {tuple(sin.shape)}")
+    try:
+        ok = cos.shape == sin.shape and cos.shape[-1] == x.shape[-1]
+        torch.broadcast_shapes(x.shape, cos.shape)
+    except (AttributeError, RuntimeError):
+        ok = False
+    if not ok:
+        raise ArgumentError(f"cos and sin must be tensors of the same shape (T, head_dim), broadcastable with x "
+                            f"{tuple(x.shape)}; got cos {tuple(getattr(cos, 'shape', ()))}, "
+                            f"sin {tuple(getattr(sin, 'shape', ()))}")
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)  # (x1, x2) -> (-x2, x1)
     return x * cos + rotated * sin
@@ -226,6 +231,11 @@ class MultiHeadAttention(nn.Module):
     Set ``keep_weights = True`` to keep the last attention weights in ``self.weights``
     ``(batch, n_head, Tq, Tk)`` (computed with :func:`scaled_dot_product_attention`; otherwise the fused
     torch kernel is used, which is faster and never materialises them).
+
+    ``prefix`` (None unless :func:`llmcourse.peft.add_prefix` sets it) is prefix tuning's hook: a module
+    with parameters ``k`` and ``v``, ``(n_kv_head, n_prefix, head_dim)`` each, learned keys and values
+    placed before the text's own (after the cache, with no rotary rotation) that every query may attend
+    to; ``Tk`` of ``self.weights`` then counts them too (they come first).
     """
 
     def __init__(self, d_model: int, n_head: int, n_kv_head: int | None = None, bias: bool = True,
@@ -244,6 +254,7 @@ class MultiHeadAttention(nn.Module):
         self.dropout = dropout
         self.keep_weights = False
         self.weights: torch.Tensor | None = None
+        self.prefix: nn.Module | None = None  # prefix tuning (llmcourse.peft.add_prefix)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *, memory: torch.Tensor | None = None,
                 rope: tuple[torch.Tensor, torch.Tensor] | None = None, cache=None) -> torch.Tensor:
@@ -264,6 +275,12 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.append(k, v)  # (B, KV, Tk, hd)
         Tk = k.shape[2]
         mask = check_mask(mask, B, Tq, Tk)
+        if self.prefix is not None:  # prefix tuning: learned keys and values before the text's, seen by all
+            n_prefix = self.prefix.k.shape[1]
+            k = torch.cat([self.prefix.k.to(k.dtype).expand(B, -1, -1, -1), k], dim=2)  # (B, KV, P + Tk, hd)
+            v = torch.cat([self.prefix.v.to(v.dtype).expand(B, -1, -1, -1), v], dim=2)
+            if mask is not None:
+                mask = torch.cat([mask.new_ones(*mask.shape[:-1], n_prefix), mask], dim=-1)
         if self.n_kv_head != self.n_head:  # each key/value head serves a group of query heads
             group = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, Tk, hd)

@@ -374,7 +374,11 @@ def _feed_forward(config: TransformerConfig) -> nn.Module:
 
 class Block(nn.Module):
     """A pre-norm Transformer block; with ``cross=True`` a decoder block of an encoder–decoder, which
-    attends to the encoder's output between its self-attention and its feed-forward layer."""
+    attends to the encoder's output between its self-attention and its feed-forward layer.
+
+    ``adapter_attn`` and ``adapter_mlp`` (None unless :func:`llmcourse.peft.add_adapters` sets them) are
+    modules ``(B, T, d) -> (B, T, d)`` applied to the attention's and the feed-forward layer's outputs
+    before they are added to the residual stream."""
 
     def __init__(self, config: TransformerConfig, cross: bool = False):
         super().__init__()
@@ -388,16 +392,28 @@ class Block(nn.Module):
         self.norm_2 = _norm(config)
         self.mlp = _feed_forward(config)
         self.drop = nn.Dropout(config.dropout)
+        self.adapter_attn: nn.Module | None = None  # bottleneck adapters (llmcourse.peft.add_adapters)
+        self.adapter_mlp: nn.Module | None = None
 
     def forward(self, x, mask=None, rope=None, memory=None, memory_mask=None, cache=None):
-        x = x + self.drop(self.attn(self.norm_1(x), mask, rope=rope, cache=cache))
+        h = self.attn(self.norm_1(x), mask, rope=rope, cache=cache)
+        if self.adapter_attn is not None:
+            h = self.adapter_attn(h)
+        x = x + self.drop(h)
         if self.cross is not None:
             x = x + self.drop(self.cross(self.norm_c(x), memory_mask, memory=memory))
-        return x + self.mlp(self.norm_2(x))
+        h = self.mlp(self.norm_2(x))
+        if self.adapter_mlp is not None:
+            h = self.adapter_mlp(h)
+        return x + h
 
 
 class _Embedding(nn.Module):
-    """Token embeddings plus (for learned or sinusoidal positions) position information."""
+    """Token embeddings plus (for learned or sinusoidal positions) position information.
+
+    ``prompt`` (None unless :func:`llmcourse.peft.add_prompt` sets it) is prompt tuning's hook: a
+    parameter ``(n_prompt, d)`` of learned input vectors put before the text's embeddings (at positions
+    0 .. n_prompt - 1, so the text moves up by n_prompt positions)."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -411,11 +427,16 @@ class _Embedding(nn.Module):
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(config.dropout)
+        self.prompt: nn.Parameter | None = None  # prompt tuning (llmcourse.peft.add_prompt)
 
     def forward(self, ids: torch.Tensor, offset: int = 0):
-        """ids: ``(B, T)`` at positions ``offset .. offset + T - 1`` -> ``(x (B, T, d), rope tables or None)``."""
-        T = ids.shape[1]
+        """ids: ``(B, T)`` at positions ``offset .. offset + T - 1`` -> ``(x (B, T, d), rope tables or None)``.
+
+        With a ``prompt`` and ``offset`` 0, x is ``(B, n_prompt + T, d)``: the prompt's vectors first."""
         x = self.tok(ids)  # (B, T, d)
+        if self.prompt is not None and offset == 0:
+            x = torch.cat([self.prompt.to(x.dtype).expand(len(ids), -1, -1), x], dim=1)  # (B, P + T, d)
+        T = x.shape[1]
         if self.pos is not None:
             x = x + self.pos(torch.arange(offset, offset + T, device=ids.device))
         elif self.config.position == "sinusoidal":
@@ -482,9 +503,9 @@ class TransformerLM(LanguageModel):
         ``(B, T, T)``, True = may attend (None = causal). Returns ``(logits (B, T, V), state)``."""
         ids = self._check_forward_ids(ids)
         B, T = ids.shape
-        if T > self.config.block_size:
-            raise ArgumentError(f"ids has {T} tokens, more than the model's context block_size = "
-                             f"{self.config.block_size}; feed it in pieces (pass the returned state back in)")
+        if T > self.context_size:
+            raise ArgumentError(f"ids has {T} tokens, more than the model's context {self._context_text()}; "
+                             f"feed it in pieces (pass the returned state back in)")
         n_ctx = 0
         if state is not None:
             if mask is not None:
@@ -492,22 +513,51 @@ class TransformerLM(LanguageModel):
             state = check_token_ids("state", state, self.vocab_size, ndim=2).to(ids.device)
             if state.shape[0] != B:
                 raise ArgumentError(f"state is for batch size {state.shape[0]}, ids for {B}")
-            n_ctx = min(state.shape[1], self.config.block_size - T)
+            n_ctx = min(state.shape[1], self.context_size - T)
             if n_ctx:
                 ids = torch.cat([state[:, state.shape[1] - n_ctx:], ids], dim=1)
         logits = self._logits(ids, mask)[:, n_ctx:]
-        return logits, ids[:, -(self.config.block_size - 1):] if self.config.block_size > 1 else ids[:, :0]
+        return logits, ids[:, -(self.context_size - 1):] if self.context_size > 1 else ids[:, :0]
 
-    def _logits(self, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _n_prompt(self) -> int:
+        """Positions taken by a soft prompt (prompt tuning, :func:`llmcourse.peft.add_prompt`), else 0."""
+        return 0 if self.embed.prompt is None else self.embed.prompt.shape[0]
+
+    def _context_text(self) -> str:
+        bs, n_prompt = self.config.block_size, self._n_prompt()
+        return f"block_size = {bs}" + (f" less the {n_prompt} prompt positions" if n_prompt else "")
+
+    def hidden_states(self, ids, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The residual stream after the last block and the final norm: ``(B, T, n_embd)``.
+
+        What the output head reads to predict the next token, and what a classification head
+        (:mod:`llmcourse.finetuning`) reads instead. ids: ``(B, T)``, T <= ``block_size``; mask as in
+        :meth:`forward` (None = causal).
+        """
+        ids = self._check_forward_ids(ids)
+        if ids.shape[1] > self.context_size:
+            raise ArgumentError(f"ids has {ids.shape[1]} tokens, more than the model's context {self._context_text()}")
+        return self._hidden(ids, mask)
+
+    def _hidden(self, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         T = ids.shape[1]
         if mask is None:
             mask = causal_mask(T, ids.device)
         else:
             mask = check_mask(mask, ids.shape[0], T, T).to(ids.device)
         x, rope = self.embed(ids)
+        n_prompt = x.shape[1] - T  # a soft prompt's positions come first: drop them from the output
+        if n_prompt:  # prompt positions see each other causally; every text position sees all of them
+            full = causal_mask(n_prompt + T, ids.device).expand(*mask.shape[:-2], -1, -1).clone()
+            full[..., n_prompt:, n_prompt:] = mask
+            mask = full
         for block in self.blocks:
             x = block(x, mask, rope)
-        return self.head(self.norm_f(x))
+        x = self.norm_f(x)
+        return x[:, n_prompt:] if n_prompt else x
+
+    def _logits(self, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.head(self._hidden(ids, mask))
 
     def new_cache(self):
         """An empty :class:`llmcourse.generation.KVCache` for this model."""
@@ -522,16 +572,19 @@ class TransformerLM(LanguageModel):
         ids = self._check_forward_ids(ids)
         B, T = ids.shape
         offset = cache.length
-        if offset + T > self.config.block_size:
+        n_prompt = self._n_prompt() if offset == 0 else 0  # a soft prompt goes into the cache first
+        if offset + n_prompt + T > self.config.block_size:
             raise ArgumentError(f"the cache holds {offset} tokens and ids {T}: more than the model's context "
-                             f"block_size = {self.config.block_size}")
+                             f"{self._context_text()}")
         x, rope = self.embed(ids, offset)
+        T = x.shape[1]
         # query i (at position offset + i) may see keys 0 .. offset + i
         mask = torch.ones(T, offset + T, dtype=torch.bool, device=ids.device).tril(diagonal=offset)
         for block, layer in zip(self.blocks, cache.layers):
             x = block(x, mask, rope, cache=layer)
         cache.length += T
-        return self.head(self.norm_f(x))
+        logits = self.head(self.norm_f(x))
+        return logits[:, n_prompt:] if n_prompt else logits
 
     def auxiliary_loss(self) -> torch.Tensor | None:
         """The mixture-of-experts load-balancing loss of the last forward pass (weighted), or None."""

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from llmcourse import attention, checks, generation, lm, optim, rnn, scaling, transformer
+from llmcourse import attention, checks, data_pipeline, datasets, generation, lm, ngram, optim, rnn, scaling
+from llmcourse import tokenization, transformer
 from llmcourse.checks import ArgumentError
 
 
@@ -129,6 +130,17 @@ CASES = {
     "size_report model": (lambda: scaling.size_report("gpt-9", "bf16", 1e12), "model"),
     "fit_power_law offset 1": (lambda: scaling.fit_power_law([1, 2, 3], [1, 2, 3], offset=1), "offset"),
     "compute_plan accelerator": (lambda: scaling.compute_plan(1e20, accelerator="abacus"), "accelerator"),
+    # text: data, counting models, tokenizers, the data pipeline (each module's own tests go further)
+    "load_shakespeare split": (lambda: datasets.load_shakespeare("test"), "split"),
+    "sequence_task name": (lambda: datasets.sequence_task("copy"), "name"),
+    "NGramLM order 0": (lambda: ngram.NGramLM(0, 10), "order"),
+    "CharTokenizer encode int": (lambda: tokenization.CharTokenizer.train("abc").encode(5), "text"),
+    "train_bpe vocab 10": (lambda: tokenization.train_bpe("hello", 10), "vocab_size"),
+    "BPE decode unknown id": (lambda: tokenization.train_bpe("hello world", 257).decode([99999]), "ids"),
+    "near_dedup one str": (lambda: data_pipeline.near_dedup("one doc"), "docs"),
+    "shingles k 0": (lambda: data_pipeline.shingles("a b c", k=0), "k"),
+    "pack_tokens eot -1": (lambda: data_pipeline.pack_tokens([[1, 2]], "unused.bin", eot_id=-1), "eot_id"),
+    "random_windows batch 0": (lambda: data_pipeline.random_windows(np.arange(10), 0, 2), "batch_size"),
 }
 
 
