@@ -21,7 +21,7 @@ Further down, the accounting a course on large models needs beyond those two rul
 
 Then the measurements of notebook 06: power-law and IsoFLOP fits, the ladder of small models those fits
 are made on, and the word-completion probe of the emergence experiment. This module is longer than the
-others (about 700 lines) because its parts are one argument -- the accounting predicts, the ladder
+others because its parts are one argument -- the accounting predicts, the ladder
 measures, the fits compare the two -- and notebook 06 walks through them in that order; distributed
 training, the other half of notebook 06, is in :mod:`llmcourse.distributed`.
 """

@@ -37,7 +37,7 @@ epoch visits every token once; the next starts at a random offset so chunk bound
 
 Where the pieces live: the schedule, parameter groups and precision in :mod:`llmcourse.optim`, the
 checkpoint file in :mod:`llmcourse.checkpoints`, batching and scoring in :mod:`llmcourse.lm`. This module
-is longer than most (about 750 lines) because the :class:`Trainer` is one loop -- its data position, step,
+is longer than most because the :class:`Trainer` is one loop -- its data position, step,
 evaluation and the state a checkpoint must capture belong together, and splitting them would make a
 reader follow one training step across files; the command line at the end is the loop's front end.
 """

@@ -36,7 +36,7 @@ parameters without allocating memory::
 ``state`` is the text it has read (the last ``block_size - 1`` tokens): a Transformer has no memory
 beyond its context window, and reading a new token means attending over that window again.
 
-This module is longer than the others (about 770 lines) because notebook 04 reads it as one piece: the
+This module is longer than the others because notebook 04 reads it as one piece: the
 configuration, the block and the model it assembles, the three architectures (which differ only in their
 masks) and the mixture-of-experts layer (a drop-in for the feed-forward layer) are one model family, and
 the GPT-2 weight converter must sit beside the names it maps. Attention itself is in
