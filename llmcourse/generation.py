@@ -26,7 +26,6 @@ instead of O(n²), with exactly the same result (``benchmarks/kv_cache.py`` meas
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import torch

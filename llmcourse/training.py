@@ -48,7 +48,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -63,9 +62,9 @@ import torch.nn.functional as F
 from llmcourse.notebook import progress
 from llmcourse.checkpoints import (CHECKPOINT_FORMAT, CheckpointError, describe_difference, model_config,
                                    read_checkpoint, write_checkpoint)
-from llmcourse.checks import ArgumentError, check_bool, check_choice, check_int, check_number, check_optional
+from llmcourse.checks import (ArgumentError, check_bool, check_choice, check_int, check_number, check_optional,
+                              check_token_ids)
 from llmcourse.lm import LanguageModel, detach_state, evaluate, token_streams
-from llmcourse.checks import check_token_ids
 from llmcourse.optim import SCHEDULES, bf16_pays, bf16_supported, lr_factor, parameter_groups
 
 __all__ = [
