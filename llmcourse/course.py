@@ -15,7 +15,7 @@ COURSE_MAP: list[tuple[str, str, str, str]] = [
     ("04", "04_transformer.ipynb", "Attention and the Transformer", "attention, positions, GPT and LLaMA blocks, MoE"),
     ("05", "05_pretraining.ipynb", "Pretraining", "data pipeline, a fast trainer, decoding, the KV cache"),
     ("06", "06_scaling.ipynb", "Scaling and distributed training", "scaling laws, Chinchilla, DDP and ZeRO"),
-    ("07", "07_finetuning.ipynb", "Fine-tuning and PEFT", "classification heads, adapters, prompt tuning, LoRA"),
+    ("07", "07_finetuning.ipynb", "Fine-tuning and PEFT", "a classification head, LoRA, adapters, prefix and prompt tuning"),
     ("08", "08_instruction_tuning.ipynb", "Instruction tuning and chat", "SFT with loss masks, chat templates"),
     ("09", "09_rlhf.ipynb", "RLHF", "a reward model and PPO with a KL penalty"),
     ("10", "10_dpo.ipynb", "DPO", "direct preference optimisation, compared with PPO"),

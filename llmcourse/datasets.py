@@ -57,6 +57,7 @@ __all__ = [
     "TASKS",
     "load_shakespeare",
     "read_checksums",
+    "record_checksum",
     "sequence_task",
     "shakespeare_plays",
     "verify_file",
@@ -116,6 +117,37 @@ def read_checksums() -> dict[str, str]:
             raise DataFileError(f"{path}:{lineno}: malformed line {line!r}. {_how_to_fix()}")
         sums[rel] = digest
     return sums
+
+
+def record_checksum(relpath: str) -> str:
+    """Record the sha256 of ``data/<relpath>`` (a file a script just wrote) where :func:`verify_file` reads
+    it: its line in ``data/SHA256SUMS`` and its row (name, bytes, sha256) in the file table of
+    ``data/README.md``, both rewritten atomically and kept sorted. Returns the digest."""
+    import re
+
+    from llmcourse.files import sha256_file, write_atomic
+
+    root = data_dir()
+    path = root / relpath
+    if not path.is_file():
+        raise DataFileError(f"{path}: missing, so its checksum cannot be recorded")
+    digest = sha256_file(path)
+    sums = root / CHECKSUMS
+    lines = [line for line in sums.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.endswith(f"  {relpath}")]
+    lines.append(f"{digest}  {relpath}")
+    lines.sort(key=lambda line: line.split("  ", 1)[1])
+    write_atomic(sums, ("\n".join(lines) + "\n").encode())
+    readme = root / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    row = f"| `{relpath}` | {path.stat().st_size:,} | `{digest}` |"
+    text = re.sub(rf"^\| `{re.escape(relpath)}` \|.*$\n", "", text, flags=re.M)
+    rows = re.findall(r"^\| `[^`]+` \| [\d,]+ \| `[0-9a-f]{64}` \|$", text, flags=re.M)
+    table = sorted(rows + [row], key=lambda r: r.split("`")[1])
+    text = text.replace("\n".join(rows), "\n".join(table), 1)
+    write_atomic(readme, text.encode())
+    _verified.clear()  # the new checksum, not a remembered check of the old file
+    return digest
 
 
 def verify_file(relpath: str) -> Path:

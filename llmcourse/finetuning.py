@@ -63,9 +63,11 @@ __all__ = [
     "bag_of_words_baseline",
     "encode_passages",
     "genre_passages",
+    "load_sweep",
     "majority_baseline",
     "play_passages",
     "pool",
+    "pooled_features",
     "predict",
     "set_trainable",
     "train_classifier",
@@ -457,6 +459,36 @@ def set_trainable(classifier: SequenceClassifier, which: str) -> int:
     return sum(p.numel() for p in classifier.parameters() if p.requires_grad)
 
 
+def _has_dropout(model: nn.Module) -> bool:
+    rate = getattr(getattr(model, "config", None), "dropout", 0.0) or 0.0
+    return rate > 0 or any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
+
+
+@torch.no_grad()
+def pooled_features(base: nn.Module, ids, lengths, pooling: str = "last", *, batch_size: int = 256) -> torch.Tensor:
+    """What the head of a :class:`SequenceClassifier` reads: the base's pooled last hidden states,
+    ``(N, n_embd)``, computed in eval mode without gradients, ``batch_size`` sequences at a time.
+
+    With the base frozen these are fixed *features* of each passage: training only the head is then a
+    logistic regression on them, and :func:`train_classifier` computes them once instead of every step.
+    """
+    if not isinstance(base, nn.Module) or not hasattr(base, "hidden_states") or not hasattr(base, "config"):
+        raise fail("base", "a TransformerLM (a model with hidden_states(ids))", base)
+    ids = check_token_ids("ids", ids, base.config.vocab_size, ndim=2, min_length=1)
+    lengths = _lengths(lengths, *ids.shape)
+    pooling = check_choice("pooling", pooling, POOLINGS)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    device = next(base.parameters()).device
+    was_training = base.training
+    base.eval()
+    try:
+        return torch.cat([pool(base.hidden_states(ids[i: i + batch_size].to(device)),
+                               lengths[i: i + batch_size].to(device), pooling)
+                          for i in range(0, len(ids), batch_size)])
+    finally:
+        base.train(was_training)
+
+
 @dataclass
 class ClassifierHistory:
     """What :func:`train_classifier` recorded: per step the training loss and the accuracy on the batch."""
@@ -489,7 +521,9 @@ def train_classifier(classifier: SequenceClassifier, ids, lengths, labels, *, st
                      lr: float, seed: int, weight_decay: float = 0.0, show_progress: bool = True) -> ClassifierHistory:
     """Fine-tune ``classifier`` (in place) on labelled sequences: AdamW on the cross-entropy, a plain loop.
 
-    Only the parameters :func:`set_trainable` left trainable change. Each step takes ``batch_size``
+    Only the parameters :func:`set_trainable` left trainable change. When nothing in the base is
+    trainable (``"head"``) and the base has no dropout, its features (:func:`pooled_features`) are
+    computed once and the head trains on them: the same steps, without running the base every step. Each step takes ``batch_size``
     sequences (all of them if there are fewer): the order is a fresh shuffle of the data per epoch from a
     generator seeded with ``seed``, so the same call gives the same losses. Dropout, if the base has
     any, is on during training; the classifier is left in eval mode.
@@ -515,6 +549,11 @@ def train_classifier(classifier: SequenceClassifier, ids, lengths, labels, *, st
     if not params:
         raise ArgumentError("classifier has no trainable parameters; call set_trainable(classifier, ...) first")
     device = classifier.head.weight.device
+    features = None
+    if not any(p.requires_grad for p in classifier.base.parameters()) and not _has_dropout(classifier.base):
+        # A frozen base without dropout is a fixed function: compute its pooled features once and train
+        # the head on them. The same steps and losses as running the base every step, many times faster.
+        features = pooled_features(classifier.base, ids, lengths, classifier.pooling)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     g = torch.Generator().manual_seed(seed)
     n, batch_size = len(ids), min(batch_size, len(ids))
@@ -529,7 +568,10 @@ def train_classifier(classifier: SequenceClassifier, ids, lengths, labels, *, st
         batch = order[position: position + batch_size]
         position += batch_size
         y = labels[batch].to(device)
-        logits = classifier(ids[batch], lengths[batch])
+        if features is None:
+            logits = classifier(ids[batch], lengths[batch])
+        else:
+            logits = classifier.head(features[batch].to(device))
         loss = nn.functional.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -561,3 +603,16 @@ def accuracy(classifier: SequenceClassifier, ids, lengths, labels, *, batch_size
     """The share of sequences whose predicted class (:func:`predict`) is the label."""
     ids, lengths, labels = _inputs(classifier, ids, lengths, labels)
     return float((predict(classifier, ids, lengths, batch_size=batch_size) == labels).float().mean())
+
+
+def load_sweep() -> dict:
+    """The committed results of ``scripts/finetuning_sweep.py`` (``data/finetuning_sweep.json``), checked
+    against ``data/SHA256SUMS`` first: the baselines, the learning rates tried and chosen, the learning
+    curve, the pooling and what-to-train comparisons, every PEFT run, the smaller base and forgetting.
+    Every run is a dict with its settings, ``params`` (trainable), ``s_per_step`` and the accuracies on
+    ``"validation"`` and ``"heldout"``."""
+    import json
+
+    from llmcourse.datasets import verify_file
+
+    return json.loads(verify_file("finetuning_sweep.json").read_text(encoding="utf-8"))

@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -41,8 +40,8 @@ from pathlib import Path
 import torch
 
 from llmcourse import scaling
-from llmcourse.datasets import data_dir
-from llmcourse.files import sha256_file, write_atomic
+from llmcourse.datasets import data_dir, record_checksum
+from llmcourse.files import write_atomic
 
 FILE = "scaling_ladder.json"
 FIXED_TOKENS = 2**20
@@ -104,23 +103,6 @@ def write_cache(path: Path, done: dict[tuple, dict]) -> None:
     write_atomic(Path(path), "".join(lines).encode("utf-8"))
 
 
-def update_checksums(digest: str) -> None:
-    root = data_dir()
-    sums = root / "SHA256SUMS"
-    lines = [line for line in sums.read_text().splitlines() if not line.endswith(f"  {FILE}")]
-    lines.append(f"{digest}  {FILE}")
-    lines.sort(key=lambda line: line.split("  ", 1)[1])
-    write_atomic(sums, ("\n".join(lines) + "\n").encode())
-    readme = root / "README.md"
-    text = readme.read_text()
-    row = f"| `{FILE}` | {(root / FILE).stat().st_size:,} | `{digest}` |"
-    text = re.sub(rf"^\| `{re.escape(FILE)}` \|.*$\n", "", text, flags=re.M)
-    rows = re.findall(r"^\| `[^`]+` \| [\d,]+ \| `[0-9a-f]{64}` \|$", text, flags=re.M)
-    table = sorted(rows + [row], key=lambda r: r.split("`")[1])
-    text = text.replace("\n".join(rows), "\n".join(table), 1)
-    write_atomic(readme, text.encode())
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny budgets, print only, write nothing")
@@ -171,7 +153,7 @@ def main() -> int:
     }
     path = data_dir() / FILE
     write_atomic(path, (json.dumps(result, indent=1) + "\n").encode())
-    update_checksums(sha256_file(path))
+    record_checksum(FILE)
     print(f"wrote {path} ({len(runs)} runs)")
     return 0
 

@@ -443,3 +443,26 @@ def test_sequence_task_rejects_bad_arguments():
         sequence_task("sort", 4, 1)
     with pytest.raises(ValueError, match="n must be"):
         sequence_task("sort")(0)
+
+
+def test_record_checksum_lists_a_new_file_once_where_verify_file_reads_it(data_copy):
+    from llmcourse.datasets import record_checksum, verify_file
+
+    (data_copy / "results.json").write_text('{"a": 1}\n')
+    with pytest.raises(DataFileError, match="not listed"):
+        verify_file("results.json")
+    digest = record_checksum("results.json")
+    assert verify_file("results.json") == data_copy / "results.json"
+    (data_copy / "results.json").write_text('{"a": 2}\n')  # a script rewrites its results
+    with pytest.raises(DataFileError):
+        verify_file("results.json")
+    assert record_checksum("results.json") != digest
+    verify_file("results.json")
+    sums = (data_copy / "SHA256SUMS").read_text().splitlines()
+    assert sum(line.endswith("  results.json") for line in sums) == 1
+    assert sums == sorted(sums, key=lambda line: line.split("  ", 1)[1])
+    readme = (data_copy / "README.md").read_text()
+    rows = re.findall(r"^\| `([^`]+)` \| [\d,]+ \| `[0-9a-f]{64}` \|$", readme, flags=re.M)
+    assert rows.count("results.json") == 1 and rows == sorted(rows)
+    with pytest.raises(DataFileError, match="missing"):
+        record_checksum("nothing-here.json")

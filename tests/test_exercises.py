@@ -183,3 +183,23 @@ def test_notebook_06_checkers_accept_right_answers_and_name_the_mistakes():
     assert "stage 3" in check("06.3", scaling.zero_memory_per_device(7.5e9, 64, 3), quiet=True).message
     assert check("06.4", distributed.pipeline_schedule(4, 12).bubble_fraction, quiet=True)
     assert not check("06.4", 0.25, quiet=True)
+
+
+def test_notebook_07_checkers_accept_right_answers_and_name_the_mistakes():
+    from llmcourse import peft, zoo
+    from llmcourse.transformer import TransformerConfig
+
+    assert check("07.1", 8 * (4096 + 4096), quiet=True)
+    assert "freezes" in check("07.1", 4096 * 4096, quiet=True).message
+    assert "both" in check("07.1", 8 * 4096, quiet=True).message
+    assert check("07.2", lambda x, W, A, B, alpha: x @ W.T + (alpha / A.shape[0]) * (x @ A.T) @ B.T, quiet=True)
+    unscaled = check("07.2", lambda x, W, A, B, alpha: x @ W.T + (x @ A.T) @ B.T, quiet=True)
+    assert not unscaled and "alpha / r" in unscaled.message
+    assert "shape" in check("07.2", lambda x, W, A, B, alpha: x @ A.T, quiet=True).message
+    config = TransformerConfig.from_dict(zoo.card("bpe-transformer-shakespeare")["config"])
+    assert check("07.3", peft.prefix_parameter_count(config, 10), quiet=True)
+    assert "one layer" in check("07.3", peft.prefix_parameter_count(config, 10) // 4, quiet=True).message
+    assert "prompt tuning" in check("07.3", peft.prompt_parameter_count(config, 10), quiet=True).message
+    assert check("07.4", "LoRA", quiet=True)
+    assert "nonlinearity" in check("07.4", "adapters", quiet=True).message
+    assert not check("07.4", "prompt", quiet=True)

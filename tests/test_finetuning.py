@@ -259,6 +259,42 @@ def test_training_is_seeded_and_changes_only_what_is_trainable():
     assert runs[0] == runs[1]
 
 
+@pytest.mark.parametrize("pooling", ft.POOLINGS)
+def test_a_frozen_base_trains_its_head_on_cached_features_with_the_same_losses(pooling, monkeypatch):
+    """Head-only training computes the base's features once; running the base every step (what happens
+    when the cache is switched off) gives the same losses and the same head, to float tolerance."""
+    ids, lengths, labels = _easy_task(48, 0)
+    features = ft.pooled_features(tiny_lm(), ids, lengths, pooling, batch_size=7)  # batches of 7: same result
+    clf = ft.SequenceClassifier(tiny_lm(), 2, pooling)
+    torch.testing.assert_close(features, ft.pool(clf.base.hidden_states(ids), lengths, pooling).detach())
+    runs = []
+    for cache in (True, False):
+        clf = ft.SequenceClassifier(tiny_lm(), 2, pooling)
+        ft.set_trainable(clf, "head")
+        calls = []
+        real = ft.pooled_features
+        monkeypatch.setattr(ft, "pooled_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+        if not cache:
+            monkeypatch.setattr(ft, "_has_dropout", lambda model: True)  # the condition that turns the cache off
+        history = ft.train_classifier(clf, ids, lengths, labels, steps=12, batch_size=8, lr=3e-2, seed=1,
+                                      show_progress=False)
+        assert len(calls) == (1 if cache else 0)
+        runs.append((history.loss, clf.head.weight.detach().clone()))
+        monkeypatch.undo()
+    assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-5, abs=1e-6)
+    torch.testing.assert_close(runs[0][1], runs[1][1], rtol=1e-4, atol=1e-5)
+    assert runs[0][0][-1] < runs[0][0][0]  # and it learns
+
+
+def test_dropout_or_a_trainable_base_means_no_cached_features(monkeypatch):
+    ids, lengths, labels = _easy_task(16, 0)
+    monkeypatch.setattr(ft, "pooled_features", lambda *a, **k: pytest.fail("features cached"))
+    for base, which in ((tiny_lm(dropout=0.1), "head"), (tiny_lm(), "last_block")):
+        clf = ft.SequenceClassifier(base, 2)
+        ft.set_trainable(clf, which)
+        ft.train_classifier(clf, ids, lengths, labels, steps=2, batch_size=8, lr=1e-2, seed=0, show_progress=False)
+
+
 def test_the_zoo_model_takes_a_head():
     from llmcourse import zoo
 

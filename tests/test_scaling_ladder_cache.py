@@ -125,7 +125,7 @@ def test_a_killed_build_resumes_from_the_cache(ladder, tmp_path, monkeypatch, ca
     monkeypatch.setattr(ladder.scaling, "ladder_data", lambda: (SimpleNamespace(size=10), [], [], probe))
     monkeypatch.setattr(ladder.scaling, "train_ladder_point", train)
     monkeypatch.setattr(ladder, "data_dir", lambda: tmp_path)
-    monkeypatch.setattr(ladder, "update_checksums", lambda digest: None)
+    monkeypatch.setattr(ladder, "record_checksum", lambda name: None)
     cache = tmp_path / "cache" / "scaling_ladder.jsonl"
     monkeypatch.setattr(ladder, "CACHE", cache)
     monkeypatch.setattr("sys.argv", ["scaling_ladder.py"])
