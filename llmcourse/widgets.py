@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 from llmcourse.checks import ArgumentError
 
-__all__ = ["Checkbox", "Dropdown", "Interactive", "Slider", "Text", "interact", "widget_mode"]
+__all__ = ["Checkbox", "Dropdown", "Interactive", "Slider", "Text", "TextArea", "interact", "widget_mode"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,33 @@ class Text:
 
 
 @dataclass(frozen=True)
+class TextArea:
+    """Several lines of text (a prompt, a passage): Enter types a line break, which a :class:`Text` box
+    cannot hold. ``value`` is the default; ``rows`` the visible height."""
+
+    value: str = ""
+    placeholder: str = ""
+    rows: int = 4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, str):
+            raise ArgumentError(f"TextArea: value must be a str, got {self.value!r}")
+        if isinstance(self.rows, bool) or not isinstance(self.rows, int) or self.rows < 1:
+            raise ArgumentError(f"TextArea: rows must be an int >= 1, got {self.rows!r}")
+
+    @property
+    def default(self) -> str:
+        return self.value
+
+    def build(self, label: str):
+        import ipywidgets as w
+
+        return w.Textarea(value=self.value, placeholder=self.placeholder, description=label, rows=self.rows,
+                          continuous_update=False, layout=w.Layout(width="80%"),
+                          style={"description_width": "initial"})
+
+
+@dataclass(frozen=True)
 class Checkbox:
     value: bool = False
 
@@ -134,7 +161,7 @@ class Checkbox:
         return w.Checkbox(value=self.default, description=label, indent=False)
 
 
-Control = Slider | Dropdown | Text | Checkbox
+Control = Slider | Dropdown | Text | TextArea | Checkbox
 
 
 def widget_mode() -> str:
@@ -193,9 +220,9 @@ class Interactive:
         if not controls:
             raise ArgumentError("interact: give at least one control, e.g. order=Slider(1, 6)")
         for name, control in controls.items():
-            if not isinstance(control, (Slider, Dropdown, Text, Checkbox)):
+            if not isinstance(control, (Slider, Dropdown, Text, TextArea, Checkbox)):
                 raise ArgumentError(
-                    f"interact: control {name!r} must be a Slider, Dropdown, Text or Checkbox, got {control!r}"
+                    f"interact: control {name!r} must be a Slider, Dropdown, Text, TextArea or Checkbox, got {control!r}"
                 )
         self.fn = fn
         self.controls = dict(controls)

@@ -1,7 +1,7 @@
 import matplotlib.pyplot as plt
 import pytest
 
-from llmcourse.widgets import Checkbox, Dropdown, Interactive, Slider, Text, interact, widget_mode
+from llmcourse.widgets import Checkbox, Dropdown, Interactive, Slider, Text, TextArea, interact, widget_mode
 
 
 def shout(text: str, times: int, loud: bool) -> str:
@@ -59,6 +59,19 @@ def test_live_ui_rerenders_when_a_control_changes():
     assert calls[-1] == (3, "b") and w.values == {"n": 3, "word": "b"}
 
 
+def test_a_text_area_keeps_line_breaks():
+    """A prompt such as "JULIET:\nO Romeo" must reach the function with its line break, as typed."""
+    import ipywidgets
+
+    seen = []
+    w = Interactive(lambda prompt: seen.append(prompt) or prompt, {"prompt": TextArea("JULIET:\nO Romeo,", rows=3)})
+    box = w.ui()
+    assert isinstance(box.controls["prompt"], ipywidgets.Textarea) and box.controls["prompt"].rows == 3
+    assert seen == ["JULIET:\nO Romeo,"]
+    box.controls["prompt"].value = "ROMEO:\nBut, soft!\nWhat light"
+    assert seen[-1] == "ROMEO:\nBut, soft!\nWhat light"
+
+
 def test_errors_in_the_function_surface_when_the_ui_is_built():
     def broken(x: int) -> str:
         raise RuntimeError("boom")
@@ -92,6 +105,8 @@ def test_float_slider_and_figures(monkeypatch):
         (lambda: Dropdown([]), "non-empty list"),
         (lambda: Dropdown(["a"], value="b"), "not one of the options"),
         (lambda: Text(3), "value must be a str"),
+        (lambda: TextArea(None), "value must be a str"),
+        (lambda: TextArea("x", rows=0), "rows must be an int >= 1"),
     ],
 )
 def test_bad_controls_name_the_argument(make_control, message):
