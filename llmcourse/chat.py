@@ -1,0 +1,236 @@
+"""Chat templates: conversations with roles, rendered to token ids with the loss mask that supervised
+fine-tuning (SFT) trains on.
+
+A conversation is a list of messages, each ``{"role": ..., "content": ...}`` as Hugging Face and the
+OpenAI API write them, with the roles of :data:`ROLES`: an optional ``system`` message first (the
+instructions the assistant follows: a persona, a menu, rules), then ``user`` and ``assistant`` taking
+turns, starting with the user. The course renders it in the **ChatML** format (OpenAI's Chat Markup
+Language, which Qwen and many open models use)::
+
+    <|im_start|>system
+    You take orders for a pizza shop.<|im_end|>
+    <|im_start|>user
+    One margherita, please.<|im_end|>
+    <|im_start|>assistant
+    One margherita. Anything else?<|im_end|>
+
+``<|im_start|>`` and ``<|im_end|>`` are special tokens: :func:`add_chat_tokens` gives a tokenizer two new
+ids after all of its own, so every id a pretrained model knows keeps its meaning, and
+:func:`extend_vocab` gives the model the two new embedding rows. :func:`render` returns the ids and
+the **loss mask**: 1 on the tokens the assistant writes (its content and the ``<|im_end|>`` that ends
+its turn, so the model learns to stop), 0 on everything else (the system message, the user's turns, the
+role headers), so fine-tuning teaches the model to answer, not to predict its users.
+:func:`sft_example` turns ids and mask into the (input, target) pair of next-token prediction with the
+masked targets set to the ignore index -100 (PyTorch's ``cross_entropy`` default).
+
+:data:`HF_CHAT_TEMPLATE` is the same format as a Jinja template in the convention of Hugging Face's
+``tokenizer.chat_template`` (the tests render it with jinja2 and compare the text).
+
+Bad conversations are refused with the message named: an unknown role, a system message that is not
+first, turns that do not alternate, an empty assistant turn, and content that contains a special-token
+string (rejected, not escaped: a user who types ``<|im_end|>`` must not be able to end the turn and
+write the assistant's part, which is how prompt-injection through chat markup works).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from llmcourse.checks import ArgumentError, check_bool, check_int, fail
+
+__all__ = [
+    "CHAT_TOKENS",
+    "HF_CHAT_TEMPLATE",
+    "IGNORE_INDEX",
+    "IM_END",
+    "IM_START",
+    "ROLES",
+    "add_chat_tokens",
+    "check_messages",
+    "extend_vocab",
+    "render",
+    "render_text",
+    "sft_example",
+]
+
+ROLES: tuple[str, ...] = ("system", "user", "assistant")
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+CHAT_TOKENS: tuple[str, ...] = (IM_START, IM_END)
+#: The target id that ``torch.nn.functional.cross_entropy`` skips (its ``ignore_index`` default).
+IGNORE_INDEX = -100
+#: :func:`render_text` as a Jinja template, in the convention of Hugging Face's ``chat_template``.
+HF_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+_RESERVED = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+
+
+def check_messages(messages: Any, *, add_generation_prompt: bool = False) -> list[dict[str, str]]:
+    """``messages`` checked against the template's rules; returns them as a list of plain dicts.
+
+    The rules: a non-empty list of ``{"role", "content"}`` dicts; roles from :data:`ROLES`; a system
+    message only first; after it the user and the assistant take turns, the user first; no content holds
+    a special-token string; an assistant message is not empty. With ``add_generation_prompt`` (the
+    conversation is a prompt for the assistant's next turn) the last message must be the user's.
+    """
+    add_generation_prompt = check_bool("add_generation_prompt", add_generation_prompt)
+    if isinstance(messages, (str, bytes, dict)) or not isinstance(messages, Sequence) or not messages:
+        raise fail("messages", 'a non-empty list of {"role": ..., "content": ...} dicts', messages)
+    checked = []
+    for i, m in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict) or set(m) != {"role", "content"}:
+            raise fail(where, 'a dict with exactly the keys "role" and "content"', m)
+        role, content = m["role"], m["content"]
+        if role not in ROLES:
+            raise ArgumentError(f"{where}: role must be one of {list(ROLES)}; got {role!r}")
+        if not isinstance(content, str):
+            raise fail(f"{where}['content']", "a str", content)
+        for special in _RESERVED:
+            if special in content:
+                raise ArgumentError(f"{where}: its content contains the special token {special!r}, which would "
+                                    f"change the conversation's structure; special tokens are not allowed in "
+                                    f"message text")
+        if role == "assistant" and not content.strip():
+            raise ArgumentError(f"{where}: an assistant message must not be empty (there is nothing to learn "
+                                f"from, and the model would learn to end its turn at once)")
+        checked.append({"role": role, "content": content})
+    start = 1 if checked[0]["role"] == "system" else 0
+    for i, m in enumerate(checked):
+        if i < start:
+            continue
+        if m["role"] == "system":
+            raise ArgumentError(f"messages[{i}]: a system message may only come first")
+        expected = "user" if (i - start) % 2 == 0 else "assistant"
+        if m["role"] != expected:
+            raise ArgumentError(f"messages[{i}]: the user and the assistant must take turns, the user first; "
+                                f"expected a {expected!r} message here, got {m['role']!r}")
+    if start == len(checked):
+        raise ArgumentError("messages: a conversation needs at least one user message after the system message")
+    if add_generation_prompt and checked[-1]["role"] != "user":
+        raise ArgumentError(f"messages: with add_generation_prompt the last message must be the user's (the "
+                            f"assistant answers it); got {checked[-1]['role']!r}")
+    return checked
+
+
+def _pieces(messages: list[dict[str, str]], add_generation_prompt: bool) -> list[tuple[str, int]]:
+    """The rendered text as (piece, trained) pairs: trained = 1 for what the assistant writes."""
+    pieces = []
+    for m in messages:
+        trained = int(m["role"] == "assistant")
+        pieces += [(f"{IM_START}{m['role']}\n", 0), (m["content"], trained), (IM_END, trained), ("\n", 0)]
+    if add_generation_prompt:
+        pieces.append((f"{IM_START}assistant\n", 0))
+    return [(p, t) for p, t in pieces if p]
+
+
+def render_text(messages, *, add_generation_prompt: bool = False) -> str:
+    """The conversation as ChatML text (what :data:`HF_CHAT_TEMPLATE` renders). With
+    ``add_generation_prompt`` it ends with the header of the assistant's turn, for the model to continue."""
+    messages = check_messages(messages, add_generation_prompt=add_generation_prompt)
+    return "".join(p for p, _ in _pieces(messages, add_generation_prompt))
+
+
+def _chat_ids(tokenizer) -> dict[str, int]:
+    specials = getattr(tokenizer, "special_tokens", None)
+    if not isinstance(specials, dict) or any(t not in specials for t in CHAT_TOKENS):
+        raise fail("tokenizer", f"a course tokenizer with the chat tokens {list(CHAT_TOKENS)} "
+                                f"(add them with add_chat_tokens(tokenizer))", tokenizer)
+    return {t: specials[t] for t in CHAT_TOKENS}
+
+
+def render(tokenizer, messages, *, add_generation_prompt: bool = False) -> tuple[list[int], list[int]]:
+    """The conversation as token ids and the loss mask: ``(ids, mask)``, two lists of one length.
+
+    ``mask[i] = 1`` where token ``i`` is written by the assistant (its content and its ``<|im_end|>``),
+    else 0. The ids are those of ``tokenizer.encode(render_text(messages))``: each piece is encoded on
+    its own to know where the assistant's part starts and ends, and the tests check that the pieces
+    join to the same ids (the special tokens and the newline after each role split the text where the
+    byte-level pre-tokenizer splits it anyway).
+    """
+    _chat_ids(tokenizer)
+    messages = check_messages(messages, add_generation_prompt=add_generation_prompt)
+    ids, mask = [], []
+    for piece, trained in _pieces(messages, add_generation_prompt):
+        piece_ids = [int(i) for i in tokenizer.encode(piece)]
+        ids += piece_ids
+        mask += [trained] * len(piece_ids)
+    return ids, mask
+
+
+def sft_example(ids, mask) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token prediction from a rendered conversation: ``(inputs, targets)``, both ``(T - 1,)``.
+
+    ``inputs = ids[:-1]``; ``targets[t] = ids[t + 1]`` where ``mask[t + 1] = 1`` (the model is trained to
+    write that token), else :data:`IGNORE_INDEX`, which the cross-entropy skips.
+    """
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    mask = torch.as_tensor(mask)
+    if ids.dim() != 1 or len(ids) < 2:
+        raise fail("ids", "a list of at least 2 token ids", ids)
+    if mask.shape != ids.shape:
+        raise ArgumentError(f"mask must have one entry per id ({len(ids)}); got shape {tuple(mask.shape)}")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise fail("mask", "a list of 0s and 1s", mask)
+    targets = torch.where(mask[1:].bool(), ids[1:], torch.full_like(ids[1:], IGNORE_INDEX))
+    return ids[:-1].clone(), targets
+
+
+def add_chat_tokens(tokenizer):
+    """A copy of ``tokenizer`` with :data:`CHAT_TOKENS` as special tokens, given the next free ids
+    (``vocab_size`` and ``vocab_size + 1``): every id it had keeps its meaning. A tokenizer that already
+    has them is returned as it is."""
+    from llmcourse.tokenization import BPETokenizer, CharTokenizer
+
+    if not isinstance(tokenizer, (BPETokenizer, CharTokenizer)):
+        raise fail("tokenizer", "a BPETokenizer or CharTokenizer", tokenizer)
+    have = [t for t in CHAT_TOKENS if t in tokenizer.special_tokens]
+    if len(have) == len(CHAT_TOKENS):
+        return tokenizer
+    if have:
+        raise ArgumentError(f"tokenizer has {have} but not all of {list(CHAT_TOKENS)}; start from the tokenizer "
+                            f"without chat tokens")
+    n = tokenizer.vocab_size
+    new = {t: n + k for k, t in enumerate(CHAT_TOKENS)}
+    if isinstance(tokenizer, BPETokenizer):
+        return BPETokenizer(dict(tokenizer.vocab), tokenizer.merges, {**tokenizer.special_tokens, **new})
+    return tokenizer.with_special_tokens(list(CHAT_TOKENS))
+
+
+@torch.no_grad()
+def extend_vocab(model: nn.Module, vocab_size: int) -> nn.Module:
+    """Give a :class:`~llmcourse.transformer.TransformerLM` rows for new token ids, in place: its
+    embedding and output head grow to ``vocab_size`` rows; the old rows are kept exactly, the new ones
+    start as the mean of the old (a common choice: a new token starts as an "average" token, and the
+    model's outputs for old text do not change). Returns the model."""
+    import dataclasses
+
+    from llmcourse.transformer import TransformerLM
+
+    if not isinstance(model, TransformerLM):
+        raise fail("model", "a TransformerLM", model)
+    old = model.config.vocab_size
+    vocab_size = check_int("vocab_size", vocab_size, minimum=old)
+    if vocab_size == old:
+        return model
+    tied = model.config.tie_embeddings
+    emb = model.embed.tok.weight
+    grown = torch.cat([emb, emb.mean(0, keepdim=True).expand(vocab_size - old, -1)])
+    model.embed.tok = nn.Embedding(vocab_size, emb.shape[1], device=emb.device, dtype=emb.dtype)
+    model.embed.tok.weight.copy_(grown)
+    head = model.head.weight
+    model.head = nn.Linear(head.shape[1], vocab_size, bias=False, device=head.device, dtype=head.dtype)
+    if tied:
+        model.head.weight = model.embed.tok.weight
+    else:
+        model.head.weight.copy_(torch.cat([head, head.mean(0, keepdim=True).expand(vocab_size - old, -1)]))
+    model.config = dataclasses.replace(model.config, vocab_size=vocab_size)
+    model.embed.config = model.config
+    model.vocab_size = vocab_size
+    return model
