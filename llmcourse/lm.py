@@ -17,13 +17,18 @@ from them all.
 - :func:`token_streams`: a token stream cut into contiguous rows -- the batching that evaluation and
   the trainer share.
 - :func:`detach_state`: truncated back-propagation through time.
+- :class:`MaskedExamples` and :func:`masked_loss`: separate examples of different lengths whose targets
+  are partly masked (:data:`IGNORE_INDEX`), as supervised fine-tuning trains on them; the trainer
+  takes them in place of a token stream.
 
 This module sits at the bottom of the package, above :mod:`llmcourse.checks` only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -31,7 +36,11 @@ import torch.nn.functional as F
 
 from llmcourse.checks import ArgumentError, check_int, check_number, check_token_ids
 
-__all__ = ["LanguageModel", "detach_state", "evaluate", "token_streams"]
+__all__ = ["IGNORE_INDEX", "LanguageModel", "MaskedExamples", "detach_state", "evaluate", "masked_loss",
+           "token_streams"]
+
+#: A target that the loss skips: ``torch.nn.functional.cross_entropy``'s ``ignore_index`` default.
+IGNORE_INDEX = -100
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -196,3 +205,117 @@ def detach_state(state):
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
+
+
+# ----------------------------------------------------------------------------------------------------
+# examples with masked targets
+
+
+class MaskedExamples:
+    """Separate examples of different lengths, each an ``(inputs, targets)`` pair of ``(T_i,)`` token ids
+    where ``targets[t]`` is the token to predict after ``inputs[: t + 1]`` or :data:`IGNORE_INDEX` where
+    nothing is to be learnt (a prompt, a user's turn): what :func:`llmcourse.chat.sft_example` makes.
+
+    :meth:`batch` right-pads a batch of them to its longest with ``pad_id`` inputs and ignored targets.
+    That is exact for a causal model: a real token attends only to the tokens before it, never to the
+    padding after it, and a padded position has no target, so every example's loss is what it would be
+    alone (the tests check it against one example at a time).
+
+    Args:
+        examples: a sequence of ``(inputs, targets)`` pairs (lists, arrays or tensors), each at least one
+            token long, the two of one length, with at least one target that is not ignored.
+        pad_id: the input id of padding (any valid id: padding is never attended to, nor scored).
+    """
+
+    def __init__(self, examples, pad_id: int = 0):
+        if isinstance(examples, (str, bytes)) or not isinstance(examples, Sequence) or not len(examples):
+            raise ArgumentError(f"examples must be a non-empty list of (inputs, targets) pairs; got "
+                                f"{type(examples).__name__}")
+        self.pad_id = check_int("pad_id", pad_id, minimum=0)
+        self.inputs: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+        for i, pair in enumerate(examples):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ArgumentError(f"examples[{i}] must be an (inputs, targets) pair; got {type(pair).__name__}")
+            x, y = (torch.as_tensor(a).long() for a in pair)
+            if x.dim() != 1 or len(x) < 1 or y.shape != x.shape:
+                raise ArgumentError(f"examples[{i}]: inputs and targets must be 1-D and equally long (at least 1 "
+                                    f"token); got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+            if int(x.min()) < 0 or int(y.min()) < IGNORE_INDEX or bool(((y < 0) & (y != IGNORE_INDEX)).any()):
+                raise ArgumentError(f"examples[{i}]: ids must be >= 0 (targets may also be IGNORE_INDEX = "
+                                    f"{IGNORE_INDEX}); got inputs min {int(x.min())}, targets min {int(y.min())}")
+            if not bool((y != IGNORE_INDEX).any()):
+                raise ArgumentError(f"examples[{i}]: every target is ignored, so there is nothing to learn from it")
+            self.inputs.append(x)
+            self.targets.append(y)
+        self.lengths: list[int] = [len(x) for x in self.inputs]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __repr__(self) -> str:
+        return (f"MaskedExamples({len(self)} examples, {self.n_tokens:,} tokens, {self.n_targets:,} targets, "
+                f"longest {self.max_length})")
+
+    @property
+    def max_length(self) -> int:
+        return max(self.lengths)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(self.lengths)
+
+    @property
+    def n_targets(self) -> int:
+        """The number of targets that are not ignored: what the loss is averaged over."""
+        return sum(int((y != IGNORE_INDEX).sum()) for y in self.targets)
+
+    def max_id(self) -> int:
+        return max(max(int(x.max()), int(y.max())) for x, y in zip(self.inputs, self.targets))
+
+    def batch(self, index) -> tuple[torch.Tensor, torch.Tensor]:
+        """Examples ``index`` (a list of positions), right-padded: ``(inputs, targets)``, ``(B, L)`` each with
+        L their longest length; padding has input ``pad_id`` and target :data:`IGNORE_INDEX`."""
+        index = [int(i) for i in index]
+        length = max(len(self.inputs[i]) for i in index)
+        x = torch.full((len(index), length), self.pad_id, dtype=torch.long)
+        y = torch.full((len(index), length), IGNORE_INDEX, dtype=torch.long)
+        for row, i in enumerate(index):
+            n = len(self.inputs[i])
+            x[row, :n], y[row, :n] = self.inputs[i], self.targets[i]
+        return x, y
+
+    def fingerprint(self) -> str:
+        """sha256 of every example (a checkpoint must be resumed on the examples it was trained on)."""
+        h = hashlib.sha256()
+        for x, y in zip(self.inputs, self.targets):
+            h.update(len(x).to_bytes(8, "little"))
+            h.update(x.numpy().tobytes())
+            h.update(y.numpy().tobytes())
+        return h.hexdigest()
+
+
+@torch.no_grad()
+def masked_loss(model: LanguageModel, examples: MaskedExamples, batch_size: int = 16) -> dict[str, float]:
+    """The mean loss (nats) over the targets of ``examples`` that are not ignored, each example read on its
+    own (no state carried between them), in eval mode: ``{"loss_nats", "n_targets"}``."""
+    if not isinstance(model, nn.Module) or not hasattr(model, "vocab_size"):
+        raise ArgumentError(f"model must be a llmcourse LanguageModel; got {type(model).__name__}")
+    if not isinstance(examples, MaskedExamples):
+        raise ArgumentError(f"examples must be a MaskedExamples; got {type(examples).__name__}")
+    batch_size = check_int("batch_size", batch_size)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    try:
+        for start in range(0, len(examples), batch_size):
+            x, y = examples.batch(range(start, min(start + batch_size, len(examples))))
+            logits, _ = model(x.to(device))
+            y = y.to(device)
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                                           reduction="sum"))
+            count += int((y != IGNORE_INDEX).sum())
+    finally:
+        model.train(was_training)
+    return {"loss_nats": total / count, "n_targets": count}

@@ -30,6 +30,9 @@ Batches. The training text is cut into ``batch_size`` contiguous streams; step k
 (``seq_len`` tokens) of every stream. A recurrent model carries its state from one chunk to the next
 (truncated back-propagation through time); a Transformer reads each chunk as an independent window. One
 epoch visits every token once; the next starts at a random offset so chunk boundaries move.
+Supervised fine-tuning gives the same trainer :class:`~llmcourse.lm.MaskedExamples` instead: separate
+examples (a conversation each), shuffled every epoch, right-padded per batch, with the loss averaged
+over the targets the mask keeps (the assistant's words), not over every token.
 
     >>> from llmcourse.training import TrainConfig, Trainer               # doctest: +SKIP
     >>> trainer = Trainer(model, train_ids, val_ids, TrainConfig(steps=1000, lr=1e-2, warmup=0.05))
@@ -64,7 +67,7 @@ from llmcourse.checkpoints import (CHECKPOINT_FORMAT, CheckpointError, describe_
                                    read_checkpoint, write_checkpoint)
 from llmcourse.checks import (ArgumentError, check_bool, check_choice, check_int, check_number, check_optional,
                               check_token_ids)
-from llmcourse.lm import LanguageModel, detach_state, evaluate, token_streams
+from llmcourse.lm import IGNORE_INDEX, LanguageModel, MaskedExamples, detach_state, evaluate, masked_loss, token_streams
 from llmcourse.optim import SCHEDULES, bf16_pays, bf16_supported, lr_factor, parameter_groups
 
 __all__ = [
@@ -212,9 +215,29 @@ class TrainingHistory:
         return self.tokens_seen / self.train_seconds if self.train_seconds > 0 else float("nan")
 
 
-def _fingerprint(ids: torch.Tensor) -> str:
-    """sha256 of a token array (a checkpoint must be resumed on the data it was trained on)."""
+def _fingerprint(ids) -> str:
+    """sha256 of a token array or of :class:`MaskedExamples` (a checkpoint must be resumed on the data it
+    was trained on)."""
+    if isinstance(ids, MaskedExamples):
+        return ids.fingerprint()
     return hashlib.sha256(ids.to(torch.int64).contiguous().numpy().tobytes()).hexdigest()
+
+
+def _size(ids) -> int:
+    return ids.n_tokens if isinstance(ids, MaskedExamples) else len(ids)
+
+
+def _check_examples(name: str, examples: MaskedExamples, vocab_size: int, seq_len: int) -> MaskedExamples:
+    if examples.max_id() >= vocab_size:
+        raise ArgumentError(f"{name}: an id is outside the vocabulary [0, {vocab_size}): got {examples.max_id()}")
+    if examples.pad_id >= vocab_size:
+        raise ArgumentError(f"{name}: pad_id = {examples.pad_id} is outside the vocabulary [0, {vocab_size})")
+    long = [i for i, n in enumerate(examples.lengths) if n > seq_len]
+    if long:
+        raise ArgumentError(f"{name}: {len(long)} examples are longer than seq_len = {seq_len} (the first, "
+                            f"examples[{long[0]}], has {examples.lengths[long[0]]} tokens); raise seq_len or "
+                            f"shorten them")
+    return examples
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -228,6 +251,10 @@ def _validation_sample(val_ids: torch.Tensor, n: int) -> torch.Tensor:
     spread over the split give a stable estimate. :func:`llmcourse.rnn.evaluate` on the whole split is
     the real figure.
     """
+    if isinstance(val_ids, MaskedExamples):  # the first examples, about n tokens of them
+        k = int(np.searchsorted(np.cumsum(val_ids.lengths), n)) + 1
+        return val_ids if k >= len(val_ids) else MaskedExamples(
+            list(zip(val_ids.inputs[:k], val_ids.targets[:k])), pad_id=val_ids.pad_id)
     if n >= len(val_ids):
         return val_ids
     pieces, size = 8, n // 8
@@ -250,7 +277,12 @@ class Trainer:
     Args:
         model: the model; its parameters are updated in place. Under ``torch.distributed`` it is
             wrapped in DistributedDataParallel (which first copies rank 0's weights to every process).
-        train_ids, val_ids: ``(T,)`` token ids: tensors, NumPy arrays or memory-mapped arrays.
+        train_ids, val_ids: ``(T,)`` token ids: tensors, NumPy arrays or memory-mapped arrays; or
+            :class:`~llmcourse.lm.MaskedExamples` (supervised fine-tuning): separate examples with partly
+            masked targets. Then a step takes ``batch_size`` examples in a shuffled order, right-padded
+            to the longest (at most ``seq_len``); the loss is the mean over the batch's unmasked targets,
+            however they fall into micro-batches; no state is carried between examples. (In one process
+            for now: data parallelism over examples is refused.)
         config: a :class:`TrainConfig`.
         show_progress: a progress bar with the live loss (silent in CI; only on rank 0).
         callback: called as ``callback(trainer)`` after every evaluation (a notebook redraws its plot).
@@ -267,26 +299,41 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise ArgumentError(f"config must be a TrainConfig; got {type(config).__name__}")
         self.model, self.config = model, config
-        self.train_ids = check_token_ids("train_ids", _as_tensor(train_ids), model.vocab_size)
-        self.val_ids = check_token_ids("val_ids", _as_tensor(val_ids), model.vocab_size)
         c = config
+        self.masked = isinstance(train_ids, MaskedExamples)
+        if self.masked:
+            self.train_ids = _check_examples("train_ids", train_ids, model.vocab_size, c.seq_len)
+        else:
+            self.train_ids = check_token_ids("train_ids", _as_tensor(train_ids), model.vocab_size)
+        if isinstance(val_ids, MaskedExamples):
+            self.val_ids = _check_examples("val_ids", val_ids, model.vocab_size, max(c.seq_len, model.context_size or 0))
+        else:
+            self.val_ids = check_token_ids("val_ids", _as_tensor(val_ids), model.vocab_size)
         self.rank, self.world_size = _dist()
         if c.batch_size % (self.world_size * c.grad_accum):
             raise ArgumentError(
                 f"batch_size = {c.batch_size} must be divisible by grad_accum * processes = "
                 f"{c.grad_accum} * {self.world_size}: each micro-batch takes an equal share of the rows"
             )
-        if len(self.train_ids) < c.batch_size * (c.seq_len + 1):
+        if self.masked and len(self.train_ids) < c.batch_size:
+            raise ArgumentError(f"train_ids has {len(self.train_ids)} examples, fewer than batch_size = {c.batch_size}")
+        if self.masked and self.world_size > 1:
+            raise ArgumentError("data-parallel training on MaskedExamples is not supported yet (the loss would "
+                                "need the target count of every process); train them in one process")
+        if self.masked and c.carry_state:
+            raise ArgumentError("carry_state must be off (None or False) for MaskedExamples: each example is read "
+                                "on its own")
+        if not self.masked and len(self.train_ids) < c.batch_size * (c.seq_len + 1):
             raise ArgumentError(
                 f"train_ids has {len(self.train_ids)} tokens, fewer than batch_size * (seq_len + 1) = "
                 f"{c.batch_size * (c.seq_len + 1)}: lower batch_size or seq_len"
             )
-        if len(self.val_ids) < 2:
+        if not isinstance(self.val_ids, MaskedExamples) and len(self.val_ids) < 2:
             raise ArgumentError(f"val_ids must hold at least 2 tokens; got {len(self.val_ids)}")
         if model.context_size is not None and c.seq_len > model.context_size:
             raise ArgumentError(f"seq_len = {c.seq_len} is longer than the model's context "
                              f"({model.context_size} tokens)")
-        self.carry_state = model.carries_state if c.carry_state is None else c.carry_state
+        self.carry_state = False if self.masked else model.carries_state if c.carry_state is None else c.carry_state
         self.device = model._device()
         use_bf16 = c.precision == "bfloat16" or (c.precision == "auto" and bf16_pays(self.device))
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
@@ -304,6 +351,7 @@ class Trainer:
             sparse = bool(getattr(getattr(model, "config", None), "n_experts", 0))
             self.ddp = DistributedDataParallel(model, find_unused_parameters=sparse)
         self.val_sample = _validation_sample(self.val_ids, c.eval_tokens)
+        self._tokens_seen = 0  # MaskedExamples: the real (unpadded) tokens read so far
         self.history = TrainingHistory()
         self.step, self.train_time = 0, 0.0
         self._rng = np.random.default_rng(c.seed)
@@ -314,13 +362,18 @@ class Trainer:
     # --- data -----------------------------------------------------------------------------------
 
     def _new_epoch(self) -> None:
-        """Cut the text into ``batch_size`` streams from a fresh random offset (chunk boundaries move)."""
-        self._offset = int(self._rng.integers(0, self.config.seq_len))
+        """Cut the text into ``batch_size`` streams from a fresh random offset (chunk boundaries move);
+        for :class:`MaskedExamples`, draw the seed of a fresh shuffle of the examples."""
+        self._offset = int(self._rng.integers(0, 2**31 if self.masked else self.config.seq_len))
         self._load_epoch()
         self._chunk, self._state = 0, None
 
     def _load_epoch(self) -> None:
         c = self.config
+        if self.masked:  # the epoch's order of the examples, from its seed; whole batches only
+            self._order = np.random.default_rng(self._offset).permutation(len(self.train_ids))
+            self._n_chunks = len(self.train_ids) // c.batch_size
+            return
         inputs, targets = token_streams(self.train_ids[self._offset:], c.batch_size)
         rows = c.batch_size // self.world_size  # this process's share of the streams
         sl = slice(self.rank * rows, (self.rank + 1) * rows)
@@ -330,6 +383,13 @@ class Trainer:
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._chunk == self._n_chunks:
             self._new_epoch()
+        if self.masked:
+            c = self.config
+            index = self._order[self._chunk * c.batch_size: (self._chunk + 1) * c.batch_size]
+            self._chunk += 1
+            self._batch_tokens = sum(self.train_ids.lengths[i] for i in index)
+            x, y = self.train_ids.batch(index)
+            return x.to(self.device), y.to(self.device)
         sl = slice(self._chunk * self.config.seq_len, (self._chunk + 1) * self.config.seq_len)
         self._chunk += 1
         return self._inputs[:, sl].to(self.device), self._targets[:, sl].to(self.device)
@@ -350,6 +410,10 @@ class Trainer:
         x, y = self._next_batch()
         net = self.ddp if self.ddp is not None else self.model
         micro = x.shape[0] // c.grad_accum
+        scale = None  # a stream: every micro-batch holds as many targets as the next, so a mean per micro-batch
+        if self.masked:  # the mean over every unmasked target of the whole batch, however it is split
+            self._tokens_seen += self._batch_tokens
+            scale = 1.0 / float((y != IGNORE_INDEX).sum())  # of each micro-batch's summed loss
         states = _split_state(self._state, c.grad_accum) if self.carry_state else [None] * c.grad_accum
         new_states, loss_sum = [], 0.0
         self.optimizer.zero_grad(set_to_none=True)
@@ -361,10 +425,14 @@ class Trainer:
             with sync:
                 with _autocast(self.device, self.autocast_dtype):
                     logits, state = net(x[rows], states[m])
-                    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y[rows].reshape(-1))
+                    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y[rows].reshape(-1),
+                                           reduction="sum" if self.masked else "mean")
                     aux = self.model.auxiliary_loss()
-                    total = loss if aux is None else loss + aux
-                (total / c.grad_accum).backward()
+                    if self.masked:
+                        total = loss * scale if aux is None else loss * scale + aux / c.grad_accum
+                    else:
+                        total = (loss if aux is None else loss + aux) / c.grad_accum
+                total.backward()
             new_states.append(detach_state(state))
             loss_sum += loss.item()
         self._state = _join_state(new_states) if self.carry_state else None
@@ -375,7 +443,7 @@ class Trainer:
             gnorm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
         self.optimizer.step()
         self.step += 1
-        loss_value = loss_sum / c.grad_accum
+        loss_value = loss_sum * scale if self.masked else loss_sum / c.grad_accum
         if self.world_size > 1:  # the loss of the whole batch, as one process would report it
             import torch.distributed as dist
 
@@ -391,8 +459,11 @@ class Trainer:
         val = float("nan")
         if self.rank == 0:
             with _autocast(self.device, self.autocast_dtype):
-                val = evaluate(self.model, self.val_sample, seq_len=max(self.config.seq_len, 256),
-                               batch_size=16)["loss_nats"]
+                if isinstance(self.val_sample, MaskedExamples):
+                    val = masked_loss(self.model, self.val_sample)["loss_nats"]
+                else:
+                    val = evaluate(self.model, self.val_sample, seq_len=max(self.config.seq_len, 256),
+                                   batch_size=16)["loss_nats"]
             self.model.train()
         if self.world_size > 1:
             import torch.distributed as dist
@@ -466,7 +537,7 @@ class Trainer:
     def _sync_totals(self) -> None:
         h = self.history
         h.total_steps, h.train_seconds = self.step, self.train_time
-        h.tokens_seen = self.step * self.config.batch_size * self.config.seq_len
+        h.tokens_seen = self._tokens_seen if self.masked else self.step * self.config.batch_size * self.config.seq_len
 
     # --- checkpoints ------------------------------------------------------------------------------
 
@@ -508,7 +579,7 @@ class Trainer:
             "step": str(self.step),
             "train_time": repr(self.train_time),
             "data": json.dumps({"offset": self._offset, "chunk": self._chunk, "carry": carry_kind,
-                                "train_tokens": len(self.train_ids),
+                                "train_tokens": _size(self.train_ids), "tokens_seen": self._tokens_seen,
                                 "train_sha256": _fingerprint(self.train_ids)}),
             "numpy_rng": json.dumps(self._rng.bit_generator.state),
             "optimizer_groups": json.dumps(groups),
@@ -548,10 +619,10 @@ class Trainer:
                 + describe_difference(shown, {k: mine.get(k) for k in diff}, "")
                 + " (only steps and seconds may change when resuming)")
         data = json.loads(meta["data"])
-        if data["train_tokens"] != len(self.train_ids) or data["train_sha256"] != _fingerprint(self.train_ids):
+        if data["train_tokens"] != _size(self.train_ids) or data["train_sha256"] != _fingerprint(self.train_ids):
             raise CheckpointError(
                 f"checkpoint {path.name} was trained on other data ({data['train_tokens']} tokens, sha256 "
-                f"{data['train_sha256'][:12]}…); these train_ids have {len(self.train_ids)} tokens")
+                f"{data['train_sha256'][:12]}…); these train_ids have {_size(self.train_ids)} tokens")
         if int(meta.get("world_size", "1")) != self.world_size:
             raise CheckpointError(f"checkpoint {path.name} was written by {meta['world_size']} processes; "
                                   f"this run has {self.world_size}: the data split would differ")
@@ -573,6 +644,7 @@ class Trainer:
         self._offset = data["offset"]
         self._load_epoch()
         self._chunk = data["chunk"]
+        self._tokens_seen = data.get("tokens_seen", 0)
         carry = [tensors[f"carry.{i}"].to(self.device) for i in range(2) if f"carry.{i}" in tensors]
         self._state = None if data["carry"] == "none" else (tuple(carry) if data["carry"] == "tuple" else carry[0])
         self.step, self.train_time = int(meta["step"]), float(meta["train_time"])
