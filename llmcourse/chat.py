@@ -21,7 +21,9 @@ the **loss mask**: 1 on the tokens the assistant writes (its content and the ``<
 its turn, so the model learns to stop), 0 on everything else (the system message, the user's turns, the
 role headers), so fine-tuning teaches the model to answer, not to predict its users.
 :func:`sft_example` turns ids and mask into the (input, target) pair of next-token prediction with the
-masked targets set to the ignore index -100 (PyTorch's ``cross_entropy`` default).
+masked targets set to the ignore index -100 (PyTorch's ``cross_entropy`` default), and
+:func:`sft_examples` renders many conversations into the :class:`~llmcourse.lm.MaskedExamples` that the
+course trainer (:class:`~llmcourse.training.Trainer`) fine-tunes on.
 
 :data:`HF_CHAT_TEMPLATE` is the same format as a Jinja template in the convention of Hugging Face's
 ``tokenizer.chat_template`` (the tests render it with jinja2 and compare the text).
@@ -54,6 +56,7 @@ __all__ = [
     "render",
     "render_text",
     "sft_example",
+    "sft_examples",
 ]
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
@@ -180,6 +183,22 @@ def sft_example(ids, mask) -> tuple[torch.Tensor, torch.Tensor]:
         raise fail("mask", "a list of 0s and 1s", mask)
     targets = torch.where(mask[1:].bool(), ids[1:], torch.full_like(ids[1:], IGNORE_INDEX))
     return ids[:-1].clone(), targets
+
+
+def sft_examples(tokenizer, conversations, *, pad_id: int = 0):
+    """Conversations rendered for supervised fine-tuning: a :class:`~llmcourse.lm.MaskedExamples` of one
+    :func:`sft_example` per conversation, for :class:`~llmcourse.training.Trainer`."""
+    from llmcourse.lm import MaskedExamples
+
+    if isinstance(conversations, (str, bytes, dict)) or not isinstance(conversations, Sequence) or not conversations:
+        raise fail("conversations", "a non-empty list of conversations (lists of messages)", conversations)
+    examples = []
+    for i, messages in enumerate(conversations):
+        try:
+            examples.append(sft_example(*render(tokenizer, messages)))
+        except ArgumentError as e:
+            raise ArgumentError(f"conversations[{i}]: {e}") from None
+    return MaskedExamples(examples, pad_id=pad_id)
 
 
 def add_chat_tokens(tokenizer):

@@ -124,3 +124,14 @@ def test_a_generation_prompt_must_end_with_the_user_and_render_needs_the_chat_to
         chat.render(zoo.tokenizer(zoo.card("bpe-transformer-shakespeare")), CONVERSATION)
     with pytest.raises(ArgumentError, match="not already special tokens"):
         CharTokenizer.train("ab", special_tokens=["<x>"]).with_special_tokens(["<x>"])
+
+
+def test_sft_examples_feed_the_trainer(bpe):
+    from llmcourse.lm import MaskedExamples
+
+    data = chat.sft_examples(bpe, [CONVERSATION, CONVERSATION[1:3]])
+    assert isinstance(data, MaskedExamples) and len(data) == 2
+    ids, mask = chat.render(bpe, CONVERSATION[1:3])
+    assert data.n_targets == sum(mask[1:]) + sum(chat.render(bpe, CONVERSATION)[1][1:])
+    with pytest.raises(ArgumentError, match=r"conversations\[1\]: messages\[0\]: role must be"):
+        chat.sft_examples(bpe, [CONVERSATION, [{"role": "bot", "content": "hi"}]])
