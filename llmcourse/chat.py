@@ -28,6 +28,9 @@ course trainer (:class:`~llmcourse.training.Trainer`) fine-tunes on.
 :data:`HF_CHAT_TEMPLATE` is the same format as a Jinja template in the convention of Hugging Face's
 ``tokenizer.chat_template`` (the tests render it with jinja2 and compare the text).
 
+:func:`respond` is the chat loop's one turn: render the conversation with the assistant's header, generate
+until the model writes ``<|im_end|>`` (or ``max_new_tokens`` run out) and return the reply's text.
+
 Bad conversations are refused with the message named: an unknown role, a system message that is not
 first, turns that do not alternate, an empty assistant turn, and content that contains a special-token
 string (rejected, not escaped: a user who types ``<|im_end|>`` must not be able to end the turn and
@@ -55,6 +58,7 @@ __all__ = [
     "extend_vocab",
     "render",
     "render_text",
+    "respond",
     "sft_example",
     "sft_examples",
 ]
@@ -199,6 +203,30 @@ def sft_examples(tokenizer, conversations, *, pad_id: int = 0):
         except ArgumentError as e:
             raise ArgumentError(f"conversations[{i}]: {e}") from None
     return MaskedExamples(examples, pad_id=pad_id)
+
+
+def respond(model, tokenizer, messages, *, max_new_tokens: int = 64, temperature: float = 0.0,
+            top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None) -> str:
+    """The assistant's next turn: ``messages`` (ending with the user's) rendered with the generation
+    prompt, continued by ``model`` until it writes ``<|im_end|>``, decoded without it. ``temperature=0``
+    is greedy; the sampling arguments are :func:`llmcourse.generation.generate`'s. A conversation that
+    leaves no room in the model's context for an answer is refused."""
+    from llmcourse.generation import generate
+
+    end = _chat_ids(tokenizer)[IM_END]
+    ids, _ = render(tokenizer, messages, add_generation_prompt=True)
+    if getattr(model, "vocab_size", 0) <= end:
+        raise fail("model", f"a model with rows for the chat tokens (vocab_size > {end}; see extend_vocab)", model)
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=1)
+    context = getattr(model, "context_size", None)
+    if context is not None and len(ids) >= context:
+        raise ArgumentError(f"messages: the conversation is {len(ids)} tokens, and the model's context is {context}: "
+                            f"no room is left for the answer; drop earlier turns or shorten the messages")
+    out = generate(model, torch.tensor(ids), max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   stop_ids=[end], generator=generator).tolist()
+    if out and out[-1] == end:
+        out = out[:-1]
+    return tokenizer.decode(out)
 
 
 def add_chat_tokens(tokenizer):

@@ -1,6 +1,8 @@
 """Chat templates: ChatML text and its Jinja twin, the loss mask, new special tokens that leave the old
 ids alone, new embedding rows that leave the model's outputs alone, and bad conversations refused."""
 
+import types
+
 import pytest
 import torch
 
@@ -135,3 +137,27 @@ def test_sft_examples_feed_the_trainer(bpe):
     assert data.n_targets == sum(mask[1:]) + sum(chat.render(bpe, CONVERSATION)[1][1:])
     with pytest.raises(ArgumentError, match=r"conversations\[1\]: messages\[0\]: role must be"):
         chat.sft_examples(bpe, [CONVERSATION, [{"role": "bot", "content": "hi"}]])
+
+
+def test_respond_stops_at_the_end_of_the_turn(bpe):
+    """A model that writes one token, then <|im_end|>: respond returns just that token's text."""
+    base, _ = zoo.load("bpe-transformer-shakespeare")
+    model = chat.extend_vocab(base, bpe.vocab_size)
+    end, word = bpe.special_tokens[chat.IM_END], bpe.encode("the")[0]
+    calls = []
+
+    def fake_forward(ids, state=None):
+        logits = torch.full((*ids.shape, bpe.vocab_size), -1e4)
+        calls.append(ids.shape[1])
+        logits[..., word if len(calls) == 1 else end] = 0.0  # first one word, then the end of the turn
+        return logits, None
+
+    model.forward = fake_forward
+    model.forward_cached = lambda ids, cache: fake_forward(ids)[0]
+    model.new_cache = lambda: types.SimpleNamespace(length=0)
+    assert chat.respond(model, bpe, CONVERSATION[1:2]) == bpe.decode([word]) != ""
+    assert len(calls) == 2  # stopped at <|im_end|>, did not run on to max_new_tokens
+    with pytest.raises(ArgumentError, match="no room is left for the answer"):
+        chat.respond(model, bpe, [{"role": "user", "content": "To be, or not to be. " * 60}])
+    with pytest.raises(ArgumentError, match="rows for the chat tokens"):
+        chat.respond(zoo.load("bpe-transformer-shakespeare")[0], bpe, CONVERSATION[1:2])
