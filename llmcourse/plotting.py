@@ -48,8 +48,9 @@ class LiveLossPlot:
             plt.close(self.fig)  # shown through the display handle only, not again at the cell's end
         ax = self.ax
         ax.clear()
-        ax.plot(h.steps, h.train_loss, label="train (mean since last point)")
-        ax.plot(h.steps, h.val_loss, label="validation sample")
+        # markers: the first evaluation is a single point, which a line alone would not draw
+        ax.plot(h.steps, h.train_loss, marker="o", ms=3, label="train (mean since last point)")
+        ax.plot(h.steps, h.val_loss, marker="o", ms=3, label="validation sample")
         total = trainer.config.steps
         if total is not None:
             ax.set_xlim(0, total)

@@ -404,3 +404,4 @@ def test_live_loss_plot_draws_the_history(data):
     assert list(train_line.get_xdata()) == history.steps == [10, 20, 30]
     assert list(val_line.get_ydata()) == history.val_loss
     assert "step 30" in live.ax.get_title()
+    assert train_line.get_marker() == val_line.get_marker() == "o"  # so the first point shows on its own
