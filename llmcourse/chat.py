@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from llmcourse.checks import ArgumentError, check_bool, check_int, fail
+from llmcourse.lm import IGNORE_INDEX
 
 __all__ = [
     "CHAT_TOKENS",
@@ -66,8 +67,6 @@ __all__ = [
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 CHAT_TOKENS: tuple[str, ...] = (IM_START, IM_END)
-#: The target id that ``torch.nn.functional.cross_entropy`` skips (its ``ignore_index`` default).
-IGNORE_INDEX = -100
 #: :func:`render_text` as a Jinja template, in the convention of Hugging Face's ``chat_template``.
 HF_CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -243,10 +242,6 @@ def add_chat_tokens(tokenizer):
     if have:
         raise ArgumentError(f"tokenizer has {have} but not all of {list(CHAT_TOKENS)}; start from the tokenizer "
                             f"without chat tokens")
-    n = tokenizer.vocab_size
-    new = {t: n + k for k, t in enumerate(CHAT_TOKENS)}
-    if isinstance(tokenizer, BPETokenizer):
-        return BPETokenizer(dict(tokenizer.vocab), tokenizer.merges, {**tokenizer.special_tokens, **new})
     return tokenizer.with_special_tokens(list(CHAT_TOKENS))
 
 

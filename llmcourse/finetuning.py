@@ -63,6 +63,7 @@ __all__ = [
     "TRAINABLE",
     "ClassifierHistory",
     "LabelledPassages",
+    "adaptation_texts",
     "SequenceClassifier",
     "accuracy",
     "bag_of_words_baseline",
@@ -406,6 +407,11 @@ def pool(hidden: torch.Tensor, lengths, how: str = "last") -> torch.Tensor:
     return (hidden * real[:, :, None]).sum(1) / lengths[:, None].to(hidden.dtype)
 
 
+def _check_base(base) -> None:
+    if not isinstance(base, nn.Module) or not hasattr(base, "hidden_states") or not hasattr(base, "config"):
+        raise fail("base", "a TransformerLM (a model with hidden_states(ids))", base)
+
+
 class SequenceClassifier(nn.Module):
     """A pretrained language model with a classification head: ``logits = head(pool(base.hidden_states(ids)))``.
 
@@ -423,8 +429,7 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, base: nn.Module, n_classes: int, pooling: str = "last"):
         super().__init__()
-        if not isinstance(base, nn.Module) or not hasattr(base, "hidden_states") or not hasattr(base, "config"):
-            raise fail("base", "a TransformerLM (a model with hidden_states(ids))", base)
+        _check_base(base)
         self.n_classes = check_int("n_classes", n_classes, minimum=2)
         self.pooling = check_choice("pooling", pooling, POOLINGS)
         self.base = base
@@ -477,8 +482,7 @@ def pooled_features(base: nn.Module, ids, lengths, pooling: str = "last", *, bat
     With the base frozen these are fixed *features* of each passage: training only the head is then a
     logistic regression on them, and :func:`train_classifier` computes them once instead of every step.
     """
-    if not isinstance(base, nn.Module) or not hasattr(base, "hidden_states") or not hasattr(base, "config"):
-        raise fail("base", "a TransformerLM (a model with hidden_states(ids))", base)
+    _check_base(base)
     ids = check_token_ids("ids", ids, base.config.vocab_size, ndim=2, min_length=1)
     lengths = _lengths(lengths, *ids.shape)
     pooling = check_choice("pooling", pooling, POOLINGS)
@@ -608,6 +612,25 @@ def accuracy(classifier: SequenceClassifier, ids, lengths, labels, *, batch_size
     """The share of sequences whose predicted class (:func:`predict`) is the label."""
     ids, lengths, labels = _inputs(classifier, ids, lengths, labels)
     return float((predict(classifier, ids, lengths, batch_size=batch_size) == labels).float().mean())
+
+
+def adaptation_texts(tokenizer, play: str, rest_tokens: int = 32_768) -> dict[str, torch.Tensor]:
+    """The token ids of notebook 07's forgetting experiment, in which a base is adapted as a language
+    model to one play: ``"train"`` (the play's training part, to adapt on), ``"play"`` (its validation
+    part: what adapting should improve) and ``"rest"`` (the first ``rest_tokens`` of every other play's
+    validation part: what it may forget)."""
+    from llmcourse.datasets import shakespeare_plays
+
+    plays = {p.slug: p for p in shakespeare_plays()}
+    play = check_choice("play", play, tuple(plays))
+    rest_tokens = check_int("rest_tokens", rest_tokens, minimum=2)
+    rest = "".join(p.validation_text for slug, p in plays.items() if slug != play)
+
+    def ids(text: str) -> torch.Tensor:
+        return torch.tensor([int(i) for i in tokenizer.encode(text)], dtype=torch.long)
+
+    return {"train": ids(plays[play].train_text), "play": ids(plays[play].validation_text),
+            "rest": ids(rest)[:rest_tokens]}
 
 
 def load_sweep() -> dict:

@@ -46,7 +46,7 @@ import torch
 
 from llmcourse import finetuning as ft
 from llmcourse import peft, zoo
-from llmcourse.datasets import data_dir, record_checksum, shakespeare_plays
+from llmcourse.datasets import data_dir, record_checksum
 from llmcourse.files import write_atomic
 from llmcourse.lm import evaluate
 from llmcourse.notebook import seed_everything
@@ -183,13 +183,8 @@ def pretrain_small(task: Task, steps: int) -> dict:
 
 def forgetting(task: Task, method: str, lr: float, quick: bool) -> dict:
     """Adapt the zoo model as a language model to one play; the losses on it and on the rest, along the way."""
-    plays = {p.slug: p for p in shakespeare_plays()}
-    play = plays[FORGET_PLAY]
-    enc = task.tokenizer.encode
-    train_ids = torch.tensor(enc(play.train_text))
-    own_val = torch.tensor(enc(play.validation_text))
-    rest_val = torch.tensor(enc("".join(p.validation_text for s, p in plays.items() if s != FORGET_PLAY))
-                            [:FORGET_REST_TOKENS])
+    texts = ft.adaptation_texts(task.tokenizer, FORGET_PLAY, FORGET_REST_TOKENS)
+    train_ids, own_val, rest_val = texts["train"], texts["play"], texts["rest"]
     model = zoo.load(MODEL)[0]
     if method == "lora":
         torch.manual_seed(0)

@@ -12,14 +12,7 @@ from llmcourse.datasets import shakespeare_plays
 from llmcourse.transformer import TransformerConfig, TransformerLM
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread is as fast, and on a busy machine two threads that wait for each
-    other at every small operation made the training tests 20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -363,3 +356,15 @@ def test_bad_input_is_refused_with_the_argument_named(splits):
 class _Chars:
     def encode(self, text):
         return [ord(c) % 12 for c in text]
+
+
+def test_adaptation_texts_are_the_plays_parts_and_the_rest(plays):
+    from llmcourse import zoo
+
+    tok = zoo.tokenizer(zoo.card("bpe-transformer-shakespeare"))
+    texts = ft.adaptation_texts(tok, "hamlet", rest_tokens=1000)
+    assert tok.decode(texts["train"].tolist()) == plays["hamlet"].train_text
+    assert tok.decode(texts["play"].tolist()) == plays["hamlet"].validation_text
+    assert len(texts["rest"]) == 1000 and "HAMLET:" not in tok.decode(texts["rest"].tolist())
+    with pytest.raises(ArgumentError, match="play must be one of"):
+        ft.adaptation_texts(tok, "hamlet-ii")

@@ -15,12 +15,7 @@ from llmcourse.transformer import TransformerConfig, TransformerLM
 V = 12  # ids 0..9 are "digits", 10 is the separator, 11 padding-or-anything
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(seed=0):

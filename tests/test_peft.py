@@ -22,13 +22,7 @@ FAMILIES = sorted(CONFIGS)
 ALL_LINEAR = {"gpt": ("q", "kv", "proj", "fc"), "llama": ("q", "kv", "proj", "gate", "up", "down", "head")}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine they lose a lot."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def base(family: str, seed: int = 0) -> TransformerLM:

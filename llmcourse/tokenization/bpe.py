@@ -265,6 +265,17 @@ class BPETokenizer:
             return _to_printable(self.vocab[i])
         return self._id_bytes[i].decode("utf-8")
 
+    def with_special_tokens(self, tokens: Sequence[str]) -> BPETokenizer:
+        """A copy with ``tokens`` as more special tokens, given the next ids after every existing one
+        (``vocab_size``, ``vocab_size + 1``, ...): the vocabulary, the merges and every old id keep their
+        meaning, so a pretrained model only needs embedding rows for the new ids."""
+        tokens = _check_special_tokens(tokens, "tokens")
+        clash = [t for t in tokens if t in self.special_tokens]
+        if clash:
+            raise fail("tokens", f"strings that are not already special tokens ({clash!r} are)", tokens)
+        added = {t: self.vocab_size + k for k, t in enumerate(tokens)}
+        return BPETokenizer(dict(self.vocab), self.merges, {**self.special_tokens, **added})
+
     def __repr__(self) -> str:
         return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
                 f"special_tokens={list(self.special_tokens)!r})")
