@@ -126,6 +126,8 @@ def test_a_generation_prompt_must_end_with_the_user_and_render_needs_the_chat_to
         chat.render(zoo.tokenizer(zoo.card("bpe-transformer-shakespeare")), CONVERSATION)
     with pytest.raises(ArgumentError, match="not already special tokens"):
         CharTokenizer.train("ab", special_tokens=["<x>"]).with_special_tokens(["<x>"])
+    with pytest.raises(ArgumentError, match="not already special tokens"):
+        bpe.with_special_tokens([chat.IM_END])
 
 
 def test_sft_examples_feed_the_trainer(bpe):
