@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from llmcourse.checks import ArgumentError, check_bool, check_int, fail
+from llmcourse.checks import ArgumentError, check_bool, check_choice, check_int, fail
 from llmcourse.lm import IGNORE_INDEX
 
 __all__ = [
@@ -188,17 +188,24 @@ def sft_example(ids, mask) -> tuple[torch.Tensor, torch.Tensor]:
     return ids[:-1].clone(), targets
 
 
-def sft_examples(tokenizer, conversations, *, pad_id: int = 0):
+def sft_examples(tokenizer, conversations, *, pad_id: int = 0, train_on: str = "assistant"):
     """Conversations rendered for supervised fine-tuning: a :class:`~llmcourse.lm.MaskedExamples` of one
-    :func:`sft_example` per conversation, for :class:`~llmcourse.training.Trainer`."""
+    :func:`sft_example` per conversation, for :class:`~llmcourse.training.Trainer`.
+
+    ``train_on="assistant"`` (the default, and the usual SFT recipe) keeps the loss on what the assistant
+    writes; ``train_on="all"`` trains on every token of the rendered conversation (system message, user
+    turns and headers too), the comparison that shows what the loss mask changes.
+    """
     from llmcourse.lm import MaskedExamples
 
+    train_on = check_choice("train_on", train_on, ("assistant", "all"))
     if isinstance(conversations, (str, bytes, dict)) or not isinstance(conversations, Sequence) or not conversations:
         raise fail("conversations", "a non-empty list of conversations (lists of messages)", conversations)
     examples = []
     for i, messages in enumerate(conversations):
         try:
-            examples.append(sft_example(*render(tokenizer, messages)))
+            ids, mask = render(tokenizer, messages)
+            examples.append(sft_example(ids, mask if train_on == "assistant" else [1] * len(ids)))
         except ArgumentError as e:
             raise ArgumentError(f"conversations[{i}]: {e}") from None
     return MaskedExamples(examples, pad_id=pad_id)

@@ -16,7 +16,9 @@ Generalisation is measured, not assumed (:func:`instruction_examples`):
 
 Inputs come from the Shakespeare train split for training (``split="train"``) and from the validation
 split for evaluation, so an answer cannot be remembered from training either. :func:`conversation`
-wraps an example as chat messages (:mod:`llmcourse.chat`).
+wraps an example as chat messages (:mod:`llmcourse.chat`). :func:`few_shot_prompt` writes the same
+example as plain text with worked examples before it, which is how a *base* model (one that only
+continues text) is asked; :func:`evaluate` scores any answering function task by task.
 """
 
 from __future__ import annotations
@@ -30,14 +32,19 @@ import numpy as np
 from llmcourse.checks import ArgumentError, check_choice, check_int, check_optional, check_str
 
 __all__ = [
+    "GENERALISATION",
     "HELDOUT_TASK",
     "SEEN_PHRASINGS",
     "TASKS",
     "Instruction",
     "conversation",
+    "evaluate",
     "exact_match",
+    "few_shot_prompt",
+    "generalisation",
     "instruction_examples",
     "normalise_answer",
+    "sft_mixture",
 ]
 
 _WORD = re.compile(r"[A-Za-z']+")
@@ -185,3 +192,103 @@ def exact_match(predictions, answers) -> float:
         raise ArgumentError(f"predictions and answers must be equally long and not empty; got {len(predictions)} "
                             f"and {len(answers)}")
     return sum(normalise_answer(p) == normalise_answer(a) for p, a in zip(predictions, answers)) / len(answers)
+
+
+def few_shot_prompt(example: Instruction, demonstrations=()) -> str:
+    """``example`` as plain text for a base model, after worked ``demonstrations`` (other examples)::
+
+        Give the first word.
+        So full of frost
+        Answer: So
+
+        Give the first word.
+        Beat amongst you
+        Answer:
+
+    The text ends with ``"Answer:"``; a model that has caught the pattern continues with a space, the
+    answer and a blank line (cut the continuation at the first newline).
+    """
+    if not isinstance(example, Instruction):
+        raise ArgumentError(f"example must be an Instruction; got {type(example).__name__}")
+    demonstrations = list(demonstrations)
+    for i, d in enumerate(demonstrations):
+        if not isinstance(d, Instruction):
+            raise ArgumentError(f"demonstrations[{i}] must be an Instruction; got {type(d).__name__}")
+    shots = "".join(f"{d.prompt}\nAnswer: {d.answer}\n\n" for d in demonstrations)
+    return f"{shots}{example.prompt}\nAnswer:"
+
+
+def evaluate(answer: Callable[[Instruction], str], examples) -> dict[str, float]:
+    """Exact match of ``answer(example)`` against each example's answer, per task and ``"all"``.
+
+    ``answer`` is any function from an :class:`Instruction` to the model's answer text (a chat model's
+    reply, or a base model's continuation of :func:`few_shot_prompt`). Returns ``{task: share right}``
+    for every task present, and ``"all"`` over every example.
+    """
+    if not callable(answer):
+        raise ArgumentError(f"answer must be a function from an Instruction to a str; got {type(answer).__name__}")
+    examples = list(examples)
+    if not examples or not all(isinstance(e, Instruction) for e in examples):
+        raise ArgumentError("examples must be a non-empty list of Instruction")
+    right: dict[str, list[bool]] = {}
+    for e in examples:
+        got = answer(e)
+        if not isinstance(got, str):
+            raise ArgumentError(f"answer must return a str; it returned {type(got).__name__} for {e.prompt!r}")
+        right.setdefault(e.task, []).append(normalise_answer(got) == normalise_answer(e.answer))
+    scores = {task: sum(r) / len(r) for task, r in right.items()}
+    scores["all"] = sum(sum(r) for r in right.values()) / len(examples)
+    return scores
+
+
+def sft_mixture(n_instructions: int, n_orders: int = 0, *, seed: int = 0) -> list[list[dict[str, str]]]:
+    """The course's SFT data: ``n_instructions`` instruction conversations (seen tasks and phrasings, train
+    split) and ``n_orders`` ordering-bot dialogues on training menus (:mod:`llmcourse.ordering`), shuffled
+    together with ``seed``. What ``scripts/build_zoo.py bpe-chat-shakespeare`` fine-tunes the chat model on."""
+    n_instructions = check_int("n_instructions", n_instructions, minimum=0)
+    n_orders = check_int("n_orders", n_orders, minimum=0)
+    seed = check_int("seed", seed, minimum=0)
+    if n_instructions + n_orders == 0:
+        raise ArgumentError("n_instructions + n_orders must be at least 1")
+    conversations = [conversation(e) for e in instruction_examples(n_instructions, seed=seed)] if n_instructions else []
+    if n_orders:
+        from llmcourse import ordering
+
+        conversations += [d.messages for d in ordering.dialogues(n_orders, pool="train", seed=seed)]
+    order = np.random.default_rng(seed).permutation(len(conversations))
+    return [conversations[i] for i in order]
+
+
+#: The three rows of the generalisation table: what each measures, and how its examples are drawn.
+GENERALISATION = {
+    "seen tasks": dict(phrasings="seen"),
+    "held-out phrasings": dict(phrasings="heldout"),
+    "held-out task": dict(phrasings="seen", tasks=[HELDOUT_TASK]),
+}
+
+
+def generalisation(answer: Callable[[Instruction], str], n: int = 100, *, seed: int = 0) -> dict[str, dict[str, float]]:
+    """The generalisation table: :func:`evaluate` on ``n`` validation examples of each row of
+    :data:`GENERALISATION` -- the trained tasks as trained, the trained tasks worded in the held-out way,
+    and the task never trained on (its seen phrasings) -- all on inputs from the validation split."""
+    n = check_int("n", n, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    return {row: evaluate(answer, instruction_examples(n, split="validation", seed=seed + k, **draw))
+            for k, (row, draw) in enumerate(GENERALISATION.items())}
+
+
+def few_shot_answer(model, tokenizer, example: Instruction, demonstrations=(), *, max_new_tokens: int = 24) -> str:
+    """A base model's answer: greedy continuation of :func:`few_shot_prompt`, cut at the first newline.
+    Demonstrations are dropped from the front until the prompt fits the model's context."""
+    from llmcourse.generation import generate_text
+
+    demonstrations = list(demonstrations)
+    context = getattr(model, "context_size", None) or 10**9
+    while True:
+        prompt = few_shot_prompt(example, demonstrations)
+        if len(tokenizer.encode(prompt)) + max_new_tokens <= context or not demonstrations:
+            break
+        demonstrations = demonstrations[1:]
+    prompt_len = len(tokenizer.encode(prompt))
+    max_new_tokens = max(1, min(max_new_tokens, context - prompt_len))
+    return generate_text(model, tokenizer, prompt, max_new_tokens, temperature=0.0, stop_strings=["\n"]).strip()

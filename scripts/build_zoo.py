@@ -65,6 +65,23 @@ ZOO: dict[str, dict] = {
         "training": {"steps": 2400, "batch_size": 32, "seq_len": 128, "lr": 0.005, "warmup": 0.03,
                      "weight_decay": 0.1, "clip": 1.0, "schedule": "cosine", "seed": 0},
     },
+    "bpe-chat-shakespeare": {
+        "description": (
+            "The course's chat model: bpe-transformer-shakespeare fine-tuned (SFT, loss on the assistant's "
+            "turns only) on instruction conversations and ordering-bot dialogues in the ChatML format, with "
+            "<|im_start|> and <|im_end|> added as ids 1024 and 1025 and the context grown to 256 tokens "
+            "(RoPE has no position table to grow). Notebook 08 builds it; notebooks 09, 10, 13 and 14 start from it."
+        ),
+        "architecture": "TransformerLM",
+        "base": "bpe-transformer-shakespeare",
+        "block_size": 256,
+        "data": {"n_instructions": 20000, "n_orders": 16000, "seed": 0},
+        "training": {"steps": 2000, "batch_size": 32, "seq_len": 256, "lr": 0.003, "warmup": 0.05,
+                     "weight_decay": 0.0, "clip": 1.0, "schedule": "cosine", "seed": 0, "eval_every": 100,
+                     "eval_tokens": 8192},
+        # the same run with the loss on every token (system, user and headers too): same seed, data, budget
+        "compare_train_on_all": True,
+    },
 }
 
 
@@ -97,6 +114,10 @@ def _model_config(spec: dict, vocab_size: int) -> dict:
 
 def build(name: str) -> dict:
     spec = ZOO[name]
+    if "base" in spec:
+        from build_chat_model import build_chat
+
+        return build_chat(name, spec)
     train_text, valid_text = load_shakespeare("train"), load_shakespeare("validation")
     out = zoo_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -161,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.names) - set(ZOO))
     if unknown:
         parser.error(f"unknown model(s) {unknown}; known: {sorted(ZOO)}")
-    for name in args.names or sorted(ZOO):
+    for name in args.names or list(ZOO):  # bases before the models fine-tuned from them
         card = build(name)
         m = card["metrics"]
         print(f"{name}: {card['parameters']:,} parameters, {card['train_seconds']:.0f} s, "
-              f"validation {m['val_loss_nats']:.4f} nats = {m['val_bits_per_char']:.4f} bits/char")
+              f"Shakespeare validation {m['val_loss_nats']:.4f} nats = {m['val_bits_per_char']:.4f} bits/char")
     return 0
 
 

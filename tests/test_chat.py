@@ -141,6 +141,18 @@ def test_sft_examples_feed_the_trainer(bpe):
         chat.sft_examples(bpe, [CONVERSATION, [{"role": "bot", "content": "hi"}]])
 
 
+def test_training_on_all_tokens_keeps_every_next_token(bpe):
+    """train_on="all": every next token is a target (system, user, headers too); the inputs are the same."""
+    masked = chat.sft_examples(bpe, [CONVERSATION])
+    every = chat.sft_examples(bpe, [CONVERSATION], train_on="all")
+    ids, mask = chat.render(bpe, CONVERSATION)
+    assert torch.equal(masked.inputs[0], every.inputs[0])
+    assert every.targets[0].tolist() == ids[1:]
+    assert every.n_targets == len(ids) - 1 > masked.n_targets == sum(mask[1:])
+    with pytest.raises(ArgumentError, match="train_on"):
+        chat.sft_examples(bpe, [CONVERSATION], train_on="user")
+
+
 def test_respond_stops_at_the_end_of_the_turn(bpe):
     """A model that writes one token, then <|im_end|>: respond returns just that token's text."""
     base, _ = zoo.load("bpe-transformer-shakespeare")

@@ -203,3 +203,21 @@ def test_notebook_07_checkers_accept_right_answers_and_name_the_mistakes():
     assert check("07.4", "LoRA", quiet=True)
     assert "nonlinearity" in check("07.4", "adapters", quiet=True).message
     assert not check("07.4", "prompt", quiet=True)
+
+
+def test_notebook_08_checkers_accept_right_answers_and_name_the_mistakes():
+    from llmcourse import chat
+
+    right = lambda ids, mask: [t if m else -100 for t, m in zip(ids[1:], mask[1:])]  # noqa: E731
+    assert check("08.1", right, quiet=True)
+    assert not check("08.1", lambda ids, mask: [t if m else -100 for t, m in zip(ids[1:], mask[:-1])], quiet=True)
+    assert "one target too many" in check("08.1", lambda ids, mask: [t if m else -100 for t, m in zip(ids, mask)],
+                                          quiet=True).message.lower()
+    assert check("08.2", (12, 59), quiet=True)
+    assert "59 targets" in check("08.2", (12, 60), quiet=True).message
+    assert "not what the others" in check("08.2", (47, 59), quiet=True).message
+    assert check("08.3", lambda m, add_generation_prompt=False: chat.render_text(m, add_generation_prompt=add_generation_prompt),
+                 quiet=True)
+    assert not check("08.3", lambda m, add_generation_prompt=False: chat.render_text(m), quiet=True)
+    assert check("08.4", "b", quiet=True)
+    assert "softmax" in check("08.4", "c", quiet=True).message

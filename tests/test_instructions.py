@@ -62,3 +62,60 @@ def test_exact_match_and_bad_arguments():
         ins.instruction_examples(0)
     with pytest.raises(ArgumentError, match="example must be an Instruction"):
         ins.conversation({"prompt": "x"})
+
+
+def test_few_shot_prompt_and_evaluate():
+    q, d = ins.instruction_examples(2, tasks=["first_word"], seed=4)
+    text = ins.few_shot_prompt(q, [d])
+    assert text == f"{d.instruction}\n{d.input}\nAnswer: {d.answer}\n\n{q.instruction}\n{q.input}\nAnswer:"
+    assert ins.few_shot_prompt(q) == f"{q.prompt}\nAnswer:"
+    examples = ins.instruction_examples(40, seed=5)
+    perfect = ins.evaluate(lambda e: f"  {e.answer} ", examples)  # white space around is forgiven
+    assert perfect["all"] == 1.0 and set(perfect) == {e.task for e in examples} | {"all"}
+    first_only = ins.evaluate(lambda e: e.input.split()[0], examples)
+    assert first_only["first_word"] == 1.0 and first_only["reverse"] < 0.2 and 0 < first_only["all"] < 0.5
+    with pytest.raises(ArgumentError, match="answer must return a str"):
+        ins.evaluate(lambda e: None, examples)
+    with pytest.raises(ArgumentError, match="answer must be a function"):
+        ins.evaluate("first", examples)
+    with pytest.raises(ArgumentError, match="examples"):
+        ins.evaluate(lambda e: "", [])
+    with pytest.raises(ArgumentError, match="demonstrations\\[0\\]"):
+        ins.few_shot_prompt(q, ["not an example"])
+
+
+def test_generalisation_rows_draw_what_they_say():
+    seen = []
+    table = ins.generalisation(lambda e: seen.append(e) or e.answer, 12, seed=3)
+    assert list(table) == list(ins.GENERALISATION) and all(row["all"] == 1.0 for row in table.values())
+    rows = [seen[:12], seen[12:24], seen[24:]]
+    assert all(e.phrasing < ins.SEEN_PHRASINGS and e.task != ins.HELDOUT_TASK for e in rows[0])
+    assert all(e.phrasing >= ins.SEEN_PHRASINGS and e.task != ins.HELDOUT_TASK for e in rows[1])
+    assert all(e.task == ins.HELDOUT_TASK for e in rows[2])
+    train_inputs = {e.input for e in ins.instruction_examples(300, seed=0)}
+    assert sum(e.input in train_inputs for e in seen) <= 3  # validation inputs, not training ones
+
+
+def test_sft_mixture_is_seeded_and_holds_both_kinds():
+    mix = ins.sft_mixture(30, 10, seed=2)
+    assert mix == ins.sft_mixture(30, 10, seed=2) and mix != ins.sft_mixture(30, 10, seed=3)
+    orders = [c for c in mix if c[0]["role"] == "system"]
+    assert len(mix) == 40 and len(orders) == 10 and all(c[0]["content"].startswith("Menu:") for c in orders)
+    assert [i for i, c in enumerate(mix) if c[0]["role"] == "system"] != list(range(30, 40))  # shuffled together
+    for c in mix:
+        chat.check_messages(c)
+    with pytest.raises(ArgumentError, match="n_instructions"):
+        ins.sft_mixture(-1)
+    with pytest.raises(ArgumentError, match="at least 1"):
+        ins.sft_mixture(0, 0)
+
+
+def test_few_shot_answer_drops_demonstrations_to_fit_the_context():
+    from llmcourse import zoo
+
+    model, card = zoo.load("bpe-transformer-shakespeare")
+    tok = zoo.tokenizer(card)
+    q = ins.instruction_examples(1, split="validation", tasks=["speaker"], seed=1)[0]
+    demos = ins.instruction_examples(12, tasks=["speaker"], seed=2)  # far more than 128 tokens together
+    out = ins.few_shot_answer(model, tok, q, demos, max_new_tokens=8)
+    assert isinstance(out, str) and "\n" not in out

@@ -1,0 +1,160 @@
+"""The course's chat model: supervised fine-tuning (SFT) of the zoo's BPE base, for notebook 08.
+
+    python scripts/build_zoo.py bpe-chat-shakespeare
+
+Called by ``build_zoo.py`` for a recipe with a ``base``. The steps:
+
+1. the base (``bpe-transformer-shakespeare``) and its tokenizer; the tokenizer gets ``<|im_start|>`` and
+   ``<|im_end|>`` as two new ids (every old id unchanged) and is saved beside the weights; the model gets
+   two new embedding and output rows (:func:`llmcourse.chat.extend_vocab`) and a 256-token context
+   (RoPE has no position table, so the same weights read longer text; the fine-tuning teaches it the
+   longer distances an ordering dialogue needs);
+2. the SFT data: instruction conversations and ordering-bot dialogues on training menus
+   (:func:`llmcourse.instructions.sft_mixture`), rendered with the loss on the assistant's turns only;
+3. the course trainer (:class:`llmcourse.training.Trainer`) on those masked examples, fixed steps and seed;
+4. the same run with the loss on every token (``train_on="all"``), same seed, data and budget, evaluated
+   the same way and not saved: the loss-masking comparison notebook 08 reports;
+5. evaluation written on the card: Shakespeare validation loss (what SFT cost the language model), the
+   instruction generalisation table for the base (prompted with a worked example) and both SFT runs, and
+   the ordering bot on fresh menus of training items and on menus of items never seen in training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import platform
+import time
+
+import torch
+
+from llmcourse import chat, instructions, ordering, seed_everything, zoo
+from llmcourse.datasets import load_shakespeare, sha256_file, write_atomic
+from llmcourse.lm import evaluate, masked_loss
+from llmcourse.training import TrainConfig, Trainer
+from llmcourse.transformer import TransformerLM
+
+#: How many examples each evaluation uses (the standard error of a rate near 0.5 is about 0.5 / sqrt(n)).
+N_INSTRUCTIONS_EVAL, N_ORDERS_EVAL = 150, 100
+
+
+def chat_start(spec: dict):
+    """The model SFT starts from: the base with chat-token rows and a longer context, and its tokenizer."""
+    base, info = zoo.load(spec["base"])
+    tokenizer = chat.add_chat_tokens(zoo.tokenizer(info))
+    model = TransformerLM(dataclasses.replace(base.config, block_size=spec["block_size"]))
+    model.load_state_dict(base.state_dict())
+    chat.extend_vocab(model, tokenizer.vocab_size)
+    return model, tokenizer, base, zoo.tokenizer(info)
+
+
+def evaluate_chat(model, tokenizer) -> dict:
+    """The generalisation table and the ordering bot's figures for a chat model."""
+    answer = functools.partial(chat.respond, model, tokenizer, max_new_tokens=32)
+    table = instructions.generalisation(lambda e: answer(instructions.conversation(e)[:-1]),
+                                        N_INSTRUCTIONS_EVAL, seed=1000)
+    bot = ordering.chat_bot(model, tokenizer, max_new_tokens=48)
+    orders = {}
+    for pool in ("train", "heldout"):
+        dialogues = ordering.dialogues(N_ORDERS_EVAL, pool=pool, seed=10_000)
+        result = ordering.evaluate(bot, dialogues, history="model")
+        orders[pool] = {k: round(v, 4) for k, v in result["rates"].items()}
+    return {"instructions": _rounded(table), "ordering": orders}
+
+
+def evaluate_base(base, tokenizer) -> dict:
+    """The base model asked the way a base model can be: one worked example of the task, then the question."""
+    demos = instructions.instruction_examples(40, seed=999, tasks=list(instructions.TASKS))
+    by_task = {t: [d for d in demos if d.task == t][:1] for t in instructions.TASKS}
+    table = instructions.generalisation(
+        lambda e: instructions.few_shot_answer(base, tokenizer, e, by_task[e.task]), N_INSTRUCTIONS_EVAL, seed=1000)
+    return {"instructions": _rounded(table), "prompt": "one worked example of the same task (few_shot_prompt)"}
+
+
+def _rounded(table: dict) -> dict:
+    return {row: {k: round(v, 4) for k, v in scores.items()} for row, scores in table.items()}
+
+
+def _shakespeare_loss(model, tokenizer) -> dict:
+    text = load_shakespeare("validation")
+    ids = tokenizer.encode(text)
+    metrics = evaluate(model, ids)
+    chars = len(text) - len(tokenizer.decode(list(ids[:1])))
+    return {"val_loss_nats": round(metrics["loss_nats"], 6), "val_tokens": metrics["n_tokens"],
+            "val_bits_per_char": round(metrics["loss_nats"] * metrics["n_tokens"] / chars / math.log(2), 6)}
+
+
+def _train(spec: dict, train_on: str):
+    """One SFT run from the start point; returns the model, its trainer and the seconds it took."""
+    model, tokenizer, _, _ = chat_start(spec)
+    d = spec["data"]
+    conversations = instructions.sft_mixture(d["n_instructions"], d["n_orders"], seed=d["seed"])
+    train = chat.sft_examples(tokenizer, conversations, train_on=train_on)
+    # validation: assistant-only loss on conversations from the validation split and other menus, for both runs
+    val_conversations = ([instructions.conversation(e) for e in
+                          instructions.instruction_examples(200, split="validation", seed=d["seed"] + 1)]
+                         + [x.messages for x in ordering.dialogues(100, pool="train", seed=d["seed"] + 1)])
+    val = chat.sft_examples(tokenizer, val_conversations)
+    seed_everything(spec["training"]["seed"])
+    trainer = Trainer(model, train, val, TrainConfig(**spec["training"]))
+    start = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - start
+    model.eval()
+    return model, tokenizer, trainer, seconds, train, val
+
+
+def build_chat(name: str, spec: dict) -> dict:
+    out = zoo.zoo_dir()
+    model, tokenizer, trainer, seconds, train, val = _train(spec, "assistant")
+    tok_path = out / f"{name}.tokenizer.json"
+    tokenizer.save(tok_path)
+    _, _, base, base_tokenizer = chat_start(spec)
+    base_info = zoo.card(spec["base"])
+    print(f"{name}: SFT {trainer.step} steps in {seconds:.0f} s; evaluating", flush=True)
+    runs = {"assistant_only": {"train_seconds": round(seconds, 1),
+                               "val_loss_assistant_nats": round(masked_loss(model, val)["loss_nats"], 6),
+                               **evaluate_chat(model, tokenizer)}}
+    if spec.get("compare_train_on_all"):
+        twin, _, twin_trainer, twin_seconds, _, _ = _train(spec, "all")
+        runs["all_tokens"] = {"train_seconds": round(twin_seconds, 1),
+                              "val_loss_assistant_nats": round(masked_loss(twin, val)["loss_nats"], 6),
+                              "history": {k: v for k, v in twin_trainer.history.as_dict().items() if k != "step_losses"},
+                              **evaluate_chat(twin, tokenizer)}
+    weights = out / f"{name}.safetensors"
+    from safetensors.torch import save
+
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    write_atomic(weights, save(state, metadata={"name": name}))
+    card = {
+        "name": name,
+        "description": spec["description"],
+        "architecture": "TransformerLM",
+        "config": model.config.as_dict(),
+        "tokenizer": {"kind": "bpe", "file": tok_path.name, "sha256": sha256_file(tok_path),
+                      "vocab_size": tokenizer.vocab_size,
+                      "trained_on": f"{spec['base']}'s tokenizer with llmcourse.chat.add_chat_tokens"},
+        "base": {"name": spec["base"], "sha256": base_info["sha256"]},
+        "data": {**spec["data"], "made_by": "llmcourse.instructions.sft_mixture", "train_examples": len(train),
+                 "train_tokens": train.n_tokens, "train_targets": train.n_targets,
+                 "validation": "200 instruction conversations (validation split) + 100 ordering dialogues, "
+                               "assistant-only loss"},
+        "training": TrainConfig(**spec["training"]).as_dict(),
+        "command": f"python scripts/build_zoo.py {name}",
+        "file": weights.name,
+        "sha256": sha256_file(weights),
+        "parameters": model.num_parameters(),
+        "train_seconds": round(seconds, 1),
+        "tokens_per_second": round(trainer.history.tokens_per_second),
+        "built_with": {"torch": torch.__version__, "python": platform.python_version(),
+                       "threads": torch.get_num_threads(), "machine": platform.machine()},
+        # Shakespeare validation, as for the other zoo models (SFT costs some of it: compare the base's card)
+        "metrics": _shakespeare_loss(model, tokenizer),
+        "evaluation": {"base_prompted": evaluate_base(base, base_tokenizer), **runs,
+                       "n_instructions_eval": N_INSTRUCTIONS_EVAL, "n_orders_eval": N_ORDERS_EVAL},
+        "history": {k: v for k, v in trainer.history.as_dict().items() if k != "step_losses"},
+    }
+    write_atomic(out / f"{name}.json", (json.dumps(card, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    return card
