@@ -40,6 +40,7 @@ __all__ = [
     "conversation",
     "evaluate",
     "exact_match",
+    "few_shot_answer",
     "few_shot_prompt",
     "generalisation",
     "instruction_examples",

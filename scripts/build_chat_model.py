@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
+import os
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -37,7 +41,8 @@ from llmcourse.training import TrainConfig, Trainer
 from llmcourse.transformer import TransformerLM
 
 #: How many examples each evaluation uses (the standard error of a rate near 0.5 is about 0.5 / sqrt(n)).
-N_INSTRUCTIONS_EVAL, N_ORDERS_EVAL = 150, 100
+N_INSTRUCTIONS_EVAL = int(os.environ.get("LLMCOURSE_N_INSTRUCTIONS_EVAL", 150))
+N_ORDERS_EVAL = int(os.environ.get("LLMCOURSE_N_ORDERS_EVAL", 100))
 
 
 def chat_start(spec: dict):
@@ -60,7 +65,8 @@ def evaluate_chat(model, tokenizer) -> dict:
     for pool in ("train", "heldout"):
         dialogues = ordering.dialogues(N_ORDERS_EVAL, pool=pool, seed=10_000)
         result = ordering.evaluate(bot, dialogues, history="model")
-        orders[pool] = {k: round(v, 4) for k, v in result["rates"].items()}
+        orders[pool] = {k: round(v, 4) for k, v in result.items() if isinstance(v, float)}
+        orders[pool]["turn_accuracy"] = {k: None if v is None else round(v, 4) for k, v in result["turn_accuracy"].items()}
     return {"instructions": _rounded(table), "ordering": orders}
 
 
@@ -86,8 +92,15 @@ def _shakespeare_loss(model, tokenizer) -> dict:
             "val_bits_per_char": round(metrics["loss_nats"] * metrics["n_tokens"] / chars / math.log(2), 6)}
 
 
+def _cache(spec: dict, train_on: str) -> Path:
+    """Where a finished run's weights wait while it is evaluated (a failed evaluation does not cost the training)."""
+    key = hashlib.sha256(json.dumps([spec, train_on], sort_keys=True).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "llmcourse-build-chat" / f"{train_on}-{key}"
+
+
 def _train(spec: dict, train_on: str):
-    """One SFT run from the start point; returns the model, its trainer and the seconds it took."""
+    """One SFT run from the start point (or its cached result); returns the model, its tokenizer, its
+    training history, the seconds it took, and the training and validation examples."""
     model, tokenizer, _, _ = chat_start(spec)
     d = spec["data"]
     conversations = instructions.sft_mixture(d["n_instructions"], d["n_orders"], seed=d["seed"])
@@ -97,32 +110,46 @@ def _train(spec: dict, train_on: str):
                           instructions.instruction_examples(200, split="validation", seed=d["seed"] + 1)]
                          + [x.messages for x in ordering.dialogues(100, pool="train", seed=d["seed"] + 1)])
     val = chat.sft_examples(tokenizer, val_conversations)
+    cache = _cache(spec, train_on)
+    if (cache / "run.json").is_file():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(cache / "model.safetensors")))
+        run = json.loads((cache / "run.json").read_text())
+        print(f"  {train_on}: the finished run cached in {cache}", flush=True)
+        return model.eval(), tokenizer, run["history"], run["seconds"], train, val
     seed_everything(spec["training"]["seed"])
     trainer = Trainer(model, train, val, TrainConfig(**spec["training"]))
     start = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - start
-    model.eval()
-    return model, tokenizer, trainer, seconds, train, val
+    history = {k: v for k, v in trainer.history.as_dict().items() if k != "step_losses"}
+    history["tokens_per_second"] = round(trainer.history.tokens_per_second)
+    from safetensors.torch import save
+
+    cache.mkdir(parents=True, exist_ok=True)
+    write_atomic(cache / "model.safetensors", save({k: v.detach().contiguous() for k, v in model.state_dict().items()}))
+    write_atomic(cache / "run.json", json.dumps({"history": history, "seconds": seconds}).encode())
+    return model.eval(), tokenizer, history, seconds, train, val
 
 
 def build_chat(name: str, spec: dict) -> dict:
     out = zoo.zoo_dir()
-    model, tokenizer, trainer, seconds, train, val = _train(spec, "assistant")
+    model, tokenizer, history, seconds, train, val = _train(spec, "assistant")
+    twin = _train(spec, "all") if spec.get("compare_train_on_all") else None
     tok_path = out / f"{name}.tokenizer.json"
     tokenizer.save(tok_path)
     _, _, base, base_tokenizer = chat_start(spec)
     base_info = zoo.card(spec["base"])
-    print(f"{name}: SFT {trainer.step} steps in {seconds:.0f} s; evaluating", flush=True)
+    print(f"{name}: SFT {spec['training']['steps']} steps in {seconds:.0f} s; evaluating", flush=True)
     runs = {"assistant_only": {"train_seconds": round(seconds, 1),
                                "val_loss_assistant_nats": round(masked_loss(model, val)["loss_nats"], 6),
                                **evaluate_chat(model, tokenizer)}}
-    if spec.get("compare_train_on_all"):
-        twin, _, twin_trainer, twin_seconds, _, _ = _train(spec, "all")
+    if twin is not None:
+        twin_model, _, twin_history, twin_seconds, _, _ = twin
         runs["all_tokens"] = {"train_seconds": round(twin_seconds, 1),
-                              "val_loss_assistant_nats": round(masked_loss(twin, val)["loss_nats"], 6),
-                              "history": {k: v for k, v in twin_trainer.history.as_dict().items() if k != "step_losses"},
-                              **evaluate_chat(twin, tokenizer)}
+                              "val_loss_assistant_nats": round(masked_loss(twin_model, val)["loss_nats"], 6),
+                              "history": twin_history, **evaluate_chat(twin_model, tokenizer)}
     weights = out / f"{name}.safetensors"
     from safetensors.torch import save
 
@@ -147,14 +174,14 @@ def build_chat(name: str, spec: dict) -> dict:
         "sha256": sha256_file(weights),
         "parameters": model.num_parameters(),
         "train_seconds": round(seconds, 1),
-        "tokens_per_second": round(trainer.history.tokens_per_second),
+        "tokens_per_second": history.pop("tokens_per_second"),
         "built_with": {"torch": torch.__version__, "python": platform.python_version(),
                        "threads": torch.get_num_threads(), "machine": platform.machine()},
         # Shakespeare validation, as for the other zoo models (SFT costs some of it: compare the base's card)
         "metrics": _shakespeare_loss(model, tokenizer),
         "evaluation": {"base_prompted": evaluate_base(base, base_tokenizer), **runs,
                        "n_instructions_eval": N_INSTRUCTIONS_EVAL, "n_orders_eval": N_ORDERS_EVAL},
-        "history": {k: v for k, v in trainer.history.as_dict().items() if k != "step_losses"},
+        "history": history,
     }
     write_atomic(out / f"{name}.json", (json.dumps(card, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     return card
