@@ -242,20 +242,28 @@ def evaluate(answer: Callable[[Instruction], str], examples) -> dict[str, float]
     return scores
 
 
-def sft_mixture(n_instructions: int, n_orders: int = 0, *, seed: int = 0) -> list[list[dict[str, str]]]:
+def sft_mixture(n_instructions: int, n_orders: int = 0, *, order_pools=("train",), seed: int = 0) -> list[list[dict[str, str]]]:
     """The course's SFT data: ``n_instructions`` instruction conversations (seen tasks and phrasings, train
-    split) and ``n_orders`` ordering-bot dialogues on training menus (:mod:`llmcourse.ordering`), shuffled
-    together with ``seed``. What ``scripts/build_zoo.py bpe-chat-shakespeare`` fine-tunes the chat model on."""
+    split) and ``n_orders`` ordering-bot dialogues (:mod:`llmcourse.ordering`) shared equally between the
+    dish pools ``order_pools`` (never ``"heldout"``), shuffled together with ``seed``. What
+    ``scripts/build_zoo.py bpe-chat-shakespeare`` fine-tunes the chat model on."""
     n_instructions = check_int("n_instructions", n_instructions, minimum=0)
     n_orders = check_int("n_orders", n_orders, minimum=0)
     seed = check_int("seed", seed, minimum=0)
     if n_instructions + n_orders == 0:
         raise ArgumentError("n_instructions + n_orders must be at least 1")
     conversations = [conversation(e) for e in instruction_examples(n_instructions, seed=seed)] if n_instructions else []
+    if isinstance(order_pools, str) or not list(order_pools) or "heldout" in order_pools:
+        raise ArgumentError(f"order_pools must be a non-empty list of dish pools other than 'heldout' (which is "
+                            f"kept for evaluation); got {order_pools!r}")
     if n_orders:
         from llmcourse import ordering
 
-        conversations += [d.messages for d in ordering.dialogues(n_orders, pool="train", seed=seed)]
+        pools = list(order_pools)
+        for k, pool in enumerate(pools):
+            count = n_orders // len(pools) + (k < n_orders % len(pools))
+            if count:
+                conversations += [d.messages for d in ordering.dialogues(count, pool=pool, seed=seed)]
     order = np.random.default_rng(seed).permutation(len(conversations))
     return [conversations[i] for i in order]
 

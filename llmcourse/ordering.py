@@ -67,6 +67,7 @@ __all__ = [
     "dialogues",
     "evaluate",
     "parse_summary",
+    "pool_items",
     "random_menu",
     "score",
     "summary_text",
@@ -83,7 +84,9 @@ TRAIN_ITEMS: tuple[str, ...] = (
     "tongue", "marrow", "cream")
 #: Dishes never seen in training: do the bot's skills carry over to names it only reads on the menu?
 HELDOUT_ITEMS: tuple[str, ...] = ("ham", "plum", "mead", "trout", "quince", "eel", "cider", "herring")
-POOLS = {"train": TRAIN_ITEMS, "heldout": HELDOUT_ITEMS}
+#: Where a menu's dishes come from: the training dishes, the held-out ones, or ``"words"``: any short word of
+#: the plays' train split standing in for a dish (see :func:`pool_items`).
+POOLS = {"train": TRAIN_ITEMS, "heldout": HELDOUT_ITEMS, "words": None}
 #: The sizes of a two-size dish, cheaper first. A one-size dish has the single size ``None``.
 SIZES: tuple[str, str] = ("little", "great")
 
@@ -184,12 +187,39 @@ class Dialogue:
         return self.messages[-1]["content"]
 
 
+_WORDS: list[tuple[str, ...]] = []
+
+
+def pool_items(pool: str) -> tuple[str, ...]:
+    """The dish names of ``pool``. ``"words"`` is thousands of short words (3 to 5 letters) from the train
+    split of the plays, used as made-up dishes: with a few dozen real dishes a small model learns their
+    names by heart and, shown a dish it does not know, writes a familiar one ("3 great cider" becomes
+    "3 great crab"); with thousands of names, copying the name from the customer's message is the only
+    thing that works. No held-out dish, and no word the conversations use otherwise, is among them."""
+    pool = check_choice("pool", pool, tuple(POOLS))
+    if POOLS[pool] is not None:
+        return POOLS[pool]
+    if not _WORDS:
+        from llmcourse.datasets import load_shakespeare
+
+        used = set(TRAIN_ITEMS) | set(SIZES) | set(_NUMBERS) | {"total", "pickup", "delivery", "sorry", "menu",
+                                                                "please", "nothing", "more", "that", "will", "have",
+                                                                "give", "want", "bring", "pick", "with"}
+        counts: dict[str, int] = {}
+        for w in re.findall(r"[A-Za-z]+", load_shakespeare("train")):
+            counts[w.lower()] = counts.get(w.lower(), 0) + 1
+        # common words only: they are few tokens long, which keeps every conversation in the length budget
+        _WORDS.append(tuple(sorted(w for w, c in counts.items() if c >= 5 and 3 <= len(w) <= 5 and w not in used
+                                   and not any(h in w for h in HELDOUT_ITEMS))))
+    return _WORDS[0]
+
+
 def random_menu(rng: np.random.Generator, pool: str = "train", n_items: int | None = None) -> Menu:
     """A menu of ``n_items`` (default: 3 or 4) dishes from ``pool``, each one-size or two-size at random,
     prices 1 to 9, the great dearer than the little."""
     if not isinstance(rng, np.random.Generator):
         raise fail("rng", "a numpy.random.Generator (np.random.default_rng(seed))", rng)
-    names = POOLS[check_choice("pool", pool, tuple(POOLS))]
+    names = pool_items(pool)
     n_items = int(rng.integers(3, 5)) if n_items is None else check_int("n_items", n_items, minimum=1,
                                                                          maximum=min(4, len(names) - 1))
     items = []
@@ -222,7 +252,7 @@ def _order_words(quantity: int, size: str | None, item: str) -> str:
 
 
 def _build(rng: np.random.Generator, pool: str) -> Dialogue:
-    names = POOLS[pool]
+    names = pool_items(pool)
     menu = random_menu(rng, pool)
     # The length budget: each dish ordered, a refused dish and each "Little or great?" adds two turns, and
     # at most BUSY of them fit in 230 tokens (each message costs 6 or 7 tokens of chat markup alone).

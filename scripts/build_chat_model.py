@@ -103,7 +103,8 @@ def _train(spec: dict, train_on: str):
     training history, the seconds it took, and the training and validation examples."""
     model, tokenizer, _, _ = chat_start(spec)
     d = spec["data"]
-    conversations = instructions.sft_mixture(d["n_instructions"], d["n_orders"], seed=d["seed"])
+    conversations = instructions.sft_mixture(d["n_instructions"], d["n_orders"], order_pools=d["order_pools"],
+                                             seed=d["seed"])
     train = chat.sft_examples(tokenizer, conversations, train_on=train_on)
     # validation: assistant-only loss on conversations from the validation split and other menus, for both runs
     val_conversations = ([instructions.conversation(e) for e in

@@ -119,3 +119,14 @@ def test_few_shot_answer_drops_demonstrations_to_fit_the_context():
     demos = ins.instruction_examples(12, tasks=["speaker"], seed=2)  # far more than 128 tokens together
     out = ins.few_shot_answer(model, tok, q, demos, max_new_tokens=8)
     assert isinstance(out, str) and "\n" not in out
+
+
+def test_sft_mixture_shares_the_orders_between_pools():
+    mix = ins.sft_mixture(0, 9, order_pools=("train", "words"), seed=1)
+    from llmcourse import ordering
+
+    train_menus = sum(all(w in ordering.TRAIN_ITEMS for w in
+                          [i.split()[0] for i in c[0]["content"][len("Menu: "):-1].split("; ")]) for c in mix)
+    assert len(mix) == 9 and train_menus == 5
+    with pytest.raises(ArgumentError, match="order_pools"):
+        ins.sft_mixture(1, 1, order_pools=("heldout",))

@@ -198,3 +198,17 @@ def test_chat_bot_answers_and_scores_an_overfull_conversation_as_wrong(tok):
     assert result["n"] == 3 and result["slots_correct"] == 0.0
     with pytest.raises(ArgumentError, match="max_new_tokens"):
         o.chat_bot(model, tok, max_new_tokens=0)
+
+
+def test_the_words_pool_stands_in_for_dishes_and_keeps_the_held_out_ones_out(tok):
+    words = o.pool_items("words")
+    assert len(words) > 1000 and len(set(words)) == len(words)
+    assert not set(words) & (set(o.TRAIN_ITEMS) | set(o.HELDOUT_ITEMS) | set(o.SIZES))
+    dialogues = o.dialogues(300, pool="words", seed=0)
+    for d in dialogues:
+        assert set(d.menu.names) | set(d.refused) <= set(words)
+        assert not _words(d) & set(o.HELDOUT_ITEMS) and not {w[:-1] for w in _words(d)} & set(o.HELDOUT_ITEMS)
+        assert len(chat.render(tok, d.messages)[0]) <= 240  # the chat model's context is 256
+    assert o.pool_items("train") == o.TRAIN_ITEMS
+    with pytest.raises(ArgumentError, match="pool"):
+        o.pool_items("menu")
