@@ -76,6 +76,7 @@ ZOO: dict[str, dict] = {
         "base": "bpe-transformer-shakespeare",
         "block_size": 256,
         "data": {"n_instructions": 20000, "n_orders": 16000, "order_pools": ["train", "words"], "seed": 0},
+        # replay ("n_text": 8000 windows of the plays) was measured and left off: see build_chat_model.py
         "training": {"steps": 2000, "batch_size": 32, "seq_len": 256, "lr": 0.003, "warmup": 0.05,
                      "weight_decay": 0.0, "clip": 1.0, "schedule": "cosine", "seed": 0, "eval_every": 100,
                      "eval_tokens": 8192},
