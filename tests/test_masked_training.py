@@ -87,8 +87,12 @@ def test_micro_batches_of_unequal_targets_take_the_same_step():
         runs.append((losses, [p.detach().clone() for p in trainer.model.parameters()]))
     for losses, weights in runs[1:]:
         assert losses == pytest.approx(runs[0][0], rel=1e-5)
+        # The weights after 4 AdamW steps: Adam divides by sqrt(v), so a weight whose gradient is near zero
+        # moves by an amount that rounding sets, and micro-batches sum in another order (one weight of 8,192
+        # differed by 5e-6 on this machine once). A wrong weighting of the micro-batches moves the losses
+        # above far beyond rel=1e-5; the weights are checked to 2e-5.
         for a, b in zip(weights, runs[0][1]):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
 
 
 def test_it_learns_the_answers_and_resumes_exactly(tmp_path):
