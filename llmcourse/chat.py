@@ -57,6 +57,7 @@ __all__ = [
     "add_chat_tokens",
     "check_messages",
     "extend_vocab",
+    "grow_for_chat",
     "render",
     "render_text",
     "respond",
@@ -283,3 +284,26 @@ def extend_vocab(model: nn.Module, vocab_size: int) -> nn.Module:
     model.embed.config = model.config
     model.vocab_size = vocab_size
     return model
+
+
+@torch.no_grad()
+def grow_for_chat(base: nn.Module, vocab_size: int, block_size: int | None = None) -> nn.Module:
+    """The start of supervised fine-tuning: a new :class:`~llmcourse.transformer.TransformerLM` with
+    ``base``'s weights, rows for ``vocab_size`` ids (:func:`extend_vocab`) and, if given, a longer context
+    ``block_size`` (a rotary model has no position table, so the same weights read longer text; SFT then
+    teaches it the longer distances). ``base`` itself is left unchanged."""
+    import dataclasses
+
+    from llmcourse.transformer import TransformerLM
+
+    if not isinstance(base, TransformerLM):
+        raise fail("base", "a TransformerLM", base)
+    if block_size is not None:
+        block_size = check_int("block_size", block_size, minimum=base.config.block_size)
+        if base.config.position not in ("rope", "none"):
+            raise ArgumentError(f"block_size: only a model with rotary (or no) positions can read a longer context; "
+                                f"this one has {base.config.position!r} positions")
+    config = dataclasses.replace(base.config, block_size=block_size or base.config.block_size)
+    model = TransformerLM(config).to(next(base.parameters()).device)
+    model.load_state_dict(base.state_dict())
+    return extend_vocab(model, vocab_size)

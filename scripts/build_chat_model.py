@@ -28,7 +28,6 @@ Called by ``build_zoo.py`` for a recipe with a ``base``. The steps:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -46,7 +45,6 @@ from llmcourse import chat, instructions, ordering, seed_everything, zoo
 from llmcourse.datasets import load_shakespeare, sha256_file, write_atomic
 from llmcourse.lm import MaskedExamples, evaluate, masked_loss
 from llmcourse.training import TrainConfig, Trainer
-from llmcourse.transformer import TransformerLM
 
 #: How many examples each evaluation uses (the standard error of a rate near 0.5 is about 0.5 / sqrt(n)).
 N_INSTRUCTIONS_EVAL = int(os.environ.get("LLMCOURSE_N_INSTRUCTIONS_EVAL", 150))
@@ -57,9 +55,7 @@ def chat_start(spec: dict):
     """The model SFT starts from: the base with chat-token rows and a longer context, and its tokenizer."""
     base, info = zoo.load(spec["base"])
     tokenizer = chat.add_chat_tokens(zoo.tokenizer(info))
-    model = TransformerLM(dataclasses.replace(base.config, block_size=spec["block_size"]))
-    model.load_state_dict(base.state_dict())
-    chat.extend_vocab(model, tokenizer.vocab_size)
+    model = chat.grow_for_chat(base, tokenizer.vocab_size, spec["block_size"])
     return model, tokenizer, base, zoo.tokenizer(info)
 
 

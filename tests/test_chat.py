@@ -175,3 +175,18 @@ def test_respond_stops_at_the_end_of_the_turn(bpe):
         chat.respond(model, bpe, [{"role": "user", "content": "To be, or not to be. " * 60}])
     with pytest.raises(ArgumentError, match="rows for the chat tokens"):
         chat.respond(zoo.load("bpe-transformer-shakespeare")[0], bpe, CONVERSATION[1:2])
+
+
+def test_grow_for_chat_keeps_the_base_and_its_outputs(bpe):
+    base, _ = zoo.load("bpe-transformer-shakespeare")
+    grown = chat.grow_for_chat(base, bpe.vocab_size, block_size=256)
+    assert grown is not base and base.vocab_size == 1024 and base.context_size == 128
+    assert grown.vocab_size == bpe.vocab_size and grown.context_size == 256
+    ids = torch.tensor([bpe.encode("But, soft! what light through yonder window breaks?")])
+    with torch.no_grad():
+        torch.testing.assert_close(grown(ids)[0][..., :1024], base(ids)[0])
+    with pytest.raises(ArgumentError, match="block_size"):
+        chat.grow_for_chat(base, bpe.vocab_size, block_size=64)
+    learned = TransformerLM(TransformerConfig.gpt(vocab_size=16, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    with pytest.raises(ArgumentError, match="rotary"):
+        chat.grow_for_chat(learned, 18, block_size=16)
