@@ -565,13 +565,23 @@ class TransformerLM(LanguageModel):
 
         return KVCache(self.config.n_layer)
 
-    def forward_cached(self, ids, cache) -> torch.Tensor:
+    def forward_cached(self, ids, cache, real: torch.Tensor | None = None) -> torch.Tensor:
         """Read ``ids: (B, T)`` after the tokens already in ``cache`` (a :meth:`new_cache`), using and
         extending the cached keys and values: logits ``(B, T, V)``, the same as reading the whole text at
-        once. The cache's text plus ``ids`` must fit in the context (``block_size``)."""
+        once. The cache's text plus ``ids`` must fit in the context (``block_size``).
+
+        ``real``: bool ``(B, cache length + T)``, False at padding that no query may read (a batch of
+        left-padded prompts sampled together, :func:`llmcourse.alignment.sample_replies`); None = all real.
+        A padding query reads only itself."""
         ids = self._check_forward_ids(ids)
         B, T = ids.shape
         offset = cache.length
+        if real is not None and (not isinstance(real, torch.Tensor) or real.dtype != torch.bool
+                                 or tuple(real.shape) != (B, offset + T)):
+            raise ArgumentError(f"real must be a bool tensor of shape (batch, cached + new tokens) = "
+                                f"({B}, {offset + T}); got {getattr(real, 'shape', type(real).__name__)}")
+        if real is not None and self._n_prompt():
+            raise ArgumentError("real (padding) cannot be combined with a soft prompt")
         n_prompt = self._n_prompt() if offset == 0 else 0  # a soft prompt goes into the cache first
         if offset + n_prompt + T > self.config.block_size:
             raise ArgumentError(f"the cache holds {offset} tokens and ids {T}: more than the model's context "
@@ -580,6 +590,10 @@ class TransformerLM(LanguageModel):
         T = x.shape[1]
         # query i (at position offset + i) may see keys 0 .. offset + i
         mask = torch.ones(T, offset + T, dtype=torch.bool, device=ids.device).tril(diagonal=offset)
+        if real is not None:  # no query reads a padding key; each query still reads itself
+            keys = torch.arange(offset + T, device=ids.device)
+            itself = keys[None, :] == (offset + torch.arange(T, device=ids.device))[:, None]
+            mask = (mask & real.to(ids.device)[:, None, :]) | itself
         for block, layer in zip(self.blocks, cache.layers):
             x = block(x, mask, rope, cache=layer)
         cache.length += T

@@ -221,3 +221,28 @@ def test_notebook_08_checkers_accept_right_answers_and_name_the_mistakes():
     assert not check("08.3", lambda m, add_generation_prompt=False: chat.render_text(m), quiet=True)
     assert check("08.4", "b", quiet=True)
     assert "softmax" in check("08.4", "c", quiet=True).message
+
+
+def test_notebook_09_checkers_accept_right_answers_and_name_the_mistakes():
+    import math
+
+    assert check("09.1", lambda a, b, n: 1 / (1 + math.exp(-(a - b) / n)), quiet=True)
+    assert "swap the sign" in check("09.1", lambda a, b, n: 1 / (1 + math.exp((a - b) / n)), quiet=True).message
+    assert not check("09.1", lambda a, b, n: 1 / (1 + math.exp(-(a - b))), quiet=True)   # the noise left out
+
+    def gae(rewards, values, gamma, lam):
+        out, a, nxt = [0.0] * len(rewards), 0.0, 0.0
+        for t in reversed(range(len(rewards))):
+            a = rewards[t] + gamma * nxt - values[t] + gamma * lam * a
+            out[t], nxt = a, values[t]
+        return out
+
+    assert check("09.2", gae, quiet=True)
+    td_only = lambda r, v, g, lam: [r[t] + g * (v[t + 1] if t + 1 < len(v) else 0) - v[t] for t in range(len(r))]  # noqa: E731
+    assert not check("09.2", td_only, quiet=True)
+    right = lambda r, a, c=0.2: max(-a * r, -a * min(max(r, 1 - c), 1 + c))  # noqa: E731
+    assert check("09.3", right, quiet=True)
+    always_clipped = lambda r, a, c=0.2: -a * min(max(r, 1 - c), 1 + c)  # noqa: E731
+    assert "negative advantage" in check("09.3", always_clipped, quiet=True).message
+    assert check("09.4", "b", quiet=True)
+    assert "beta = 0" in check("09.4", "a", quiet=True).message
