@@ -47,6 +47,7 @@ matter, so a padded row gives the same log-probabilities as the row alone (teste
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 import time
@@ -124,6 +125,14 @@ def order_prompts(n: int, pool: str = "words", seed: int = 0) -> list[OrderPromp
     n = check_int("n", n, minimum=1)
     pool = check_choice("pool", pool, tuple(ordering.POOLS))
     seed = check_int("seed", seed, minimum=0)
+    return list(_order_prompts(n, pool, seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _order_prompts(n: int, pool: str, seed: int) -> tuple[OrderPrompt, ...]:
+    # kept: the 6,000 prompts of the preference data take seconds to draw, and notebooks ask for them twice
+    from llmcourse import ordering
+
     out: list[OrderPrompt] = []
     k = 0
     while len(out) < n:
@@ -132,7 +141,7 @@ def order_prompts(n: int, pool: str = "words", seed: int = 0) -> list[OrderPromp
                 line = d.lines[0]
                 out.append(OrderPrompt(tuple(dict(m) for m in d.messages[:2]), d.messages[2]["content"], d.menu, line))
         k += 1
-    return out
+    return tuple(out)
 
 
 _CONFIRM = re.compile(r"(\d+) (?:(little|great) )?([a-z]+)")
