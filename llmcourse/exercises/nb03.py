@@ -41,7 +41,7 @@ def _lstm_params(answer):
             4 * (256 * 64 + 256 * 256): "you left out the biases: two vectors of 256 per gate.",
         },
     )
-    return "330,752: four times a plain RNN of the same size."
+    return f"{4 * (256 * 64 + 256 * 256 + 2 * 256):,}: four times a plain RNN of the same size."
 
 
 @exercise(

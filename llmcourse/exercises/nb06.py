@@ -18,7 +18,10 @@ def _six_n_d(answer):
         mistakes={2 * 1e9 * 20e9: "that is the forward pass only; the backward pass costs about twice as much again.",
                   1e9 * 20e9: "that counts one operation per parameter and token; training costs about 6."},
     )
-    return "1.2e20 FLOPs: about 3.4 hours on 8 H100s at 40% of their bf16 peak."
+    from llmcourse.scaling import H100_BF16_DENSE_FLOPS
+
+    hours = 6 * 1e9 * 20e9 / (8 * 0.4 * H100_BF16_DENSE_FLOPS) / 3600
+    return f"1.2e20 FLOPs: about {hours:.1f} hours on 8 H100s at 40% of their bf16 peak."
 
 
 @exercise(
