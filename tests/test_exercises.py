@@ -246,3 +246,28 @@ def test_notebook_09_checkers_accept_right_answers_and_name_the_mistakes():
     assert "negative advantage" in check("09.3", always_clipped, quiet=True).message
     assert check("09.4", "b", quiet=True)
     assert "beta = 0" in check("09.4", "a", quiet=True).message
+
+
+def test_notebook_10_checkers_accept_right_answers_and_name_the_mistakes():
+    import math
+
+    def right(pw, pl, rw, rl, b):
+        return -math.log(1 / (1 + math.exp(-b * ((pw - rw) - (pl - rl)))))
+
+    assert check("10.1", right, quiet=True)
+    assert "ln 2" in check("10.1", lambda *a: 1 / (1 + math.exp(-a[4] * ((a[0] - a[2]) - (a[1] - a[3])))),
+                           quiet=True).message
+    assert not check("10.1", lambda pw, pl, rw, rl, b: -math.log(1 / (1 + math.exp(-((pw - rw) - (pl - rl))))),
+                     quiet=True)                                         # beta left out
+    assert check("10.2", 0.1 * math.log(4), quiet=True)
+    assert "base 10" in check("10.2", 0.1 * math.log10(4), quiet=True).message
+    assert check("10.3", "b", quiet=True)
+    assert not check("10.3", "a", quiet=True)
+
+    def optimum(ref, r, b):
+        w = [p * math.exp(x / b) for p, x in zip(ref, r)]
+        return [x / sum(w) for x in w]
+
+    assert check("10.4", optimum, quiet=True)
+    unnormalised = lambda ref, r, b: [p * math.exp(x / b) for p, x in zip(ref, r)]  # noqa: E731
+    assert "partition function" in check("10.4", unnormalised, quiet=True).message
