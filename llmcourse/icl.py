@@ -1,0 +1,184 @@
+"""In-context learning in a model small enough to train live: repeated random sequences, induction heads
+found by their attention, and ablated.
+
+A model has learnt *in context* when it predicts better late in a sequence than early because of what the
+sequence itself showed it. The cleanest case: a random sequence of tokens that then repeats. Nothing in the
+training data says which tokens follow which; the only way to predict the repeat is to look back at where
+the current token appeared before and copy the token that came after it. Olsson et al. (2022) found the
+circuit that does this in Transformers of every size, the **induction head**, built from two heads in two
+layers:
+
+- a **previous-token head** in an early layer writes, at each position, which token came just before;
+- an **induction head** in a later layer attends from the current token to the position *after* the
+  token's previous occurrence (its query matches the previous-token information written there: **prefix
+  matching**) and copies what it finds there into the prediction.
+
+They form in a **phase change**: the loss on repeated tokens falls suddenly, at the same time as the two
+scores of :func:`head_scores` jump. A one-layer model cannot build the circuit (no earlier layer writes
+the previous token).
+
+**A trap** (measured while building this module): train on ``[r, r]`` with one fixed length of ``r``, and
+with rotary positions a single head that attends a fixed distance back copies perfectly, without any
+induction; the same model does worse than chance on a repeat of another length. So
+:func:`repeated_sequences` draws the period at random for every sequence, and :func:`repeat_loss` can be
+measured at periods never trained on.
+
+:func:`ablate_heads` zeroes chosen heads' outputs (before the attention's output projection) inside a
+``with`` block, to test which heads the in-context gain depends on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmcourse.checks import ArgumentError, check_int, check_number, fail
+
+__all__ = ["ablate_heads", "head_scores", "repeat_loss", "repeated_sequences", "train_icl"]
+
+
+def repeated_sequences(batch_size: int, seq_len: int, vocab_size: int, *, min_period: int = 4, max_period: int = 16,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` sequences of ``seq_len`` tokens, each a random block of a random period (drawn from
+    ``min_period .. max_period`` per sequence, uniform tokens from ``vocab_size``) repeated to fill it.
+    Returns ``(ids, predictable)``, both ``(B, T)``: ``predictable[b, t]`` is True where token ``t`` can be
+    known from the context, i.e. where the block has been seen once and the token before it too
+    (``t > period``)."""
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seq_len = check_int("seq_len", seq_len, minimum=2)
+    vocab_size = check_int("vocab_size", vocab_size, minimum=2)
+    min_period = check_int("min_period", min_period, minimum=1)
+    max_period = check_int("max_period", max_period, minimum=min_period)
+    if max_period >= seq_len - 1:
+        raise ArgumentError(f"max_period ({max_period}) must be less than seq_len - 1 ({seq_len - 1}), so that "
+                            f"every sequence repeats at least one token")
+    periods = torch.randint(min_period, max_period + 1, (batch_size,), generator=generator)
+    blocks = torch.randint(0, vocab_size, (batch_size, max_period), generator=generator)
+    t = torch.arange(seq_len)
+    ids = blocks.gather(1, t[None, :] % periods[:, None])
+    return ids, t[None, :] > periods[:, None]
+
+
+def _loss_per_token(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    logits = model(ids)[0][:, :-1].float()
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+                           reduction="none").view(ids.shape[0], -1)
+
+
+@torch.no_grad()
+def repeat_loss(model: nn.Module, vocab_size: int, *, period: int | None = None, min_period: int = 4,
+                max_period: int = 16, seq_len: int | None = None, n: int = 256, seed: int = 0) -> float:
+    """The mean loss (nats) on the predictable tokens of ``n`` seeded :func:`repeated_sequences`; ``period``
+    fixes the period (for example one never trained on). Chance is ``ln(vocab_size)``; 0 is perfect
+    copying."""
+    seq_len = getattr(model, "context_size", 64) if seq_len is None else check_int("seq_len", seq_len, minimum=2)
+    lo, hi = (period, period) if period is not None else (min_period, max_period)
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    ids, predictable = repeated_sequences(check_int("n", n, minimum=1), seq_len, vocab_size, min_period=lo,
+                                          max_period=hi, generator=g)
+    was = model.training
+    model.eval()
+    try:
+        losses = _loss_per_token(model, ids.to(next(model.parameters()).device)).cpu()
+    finally:
+        model.train(was)
+    return float(losses[predictable[:, 1:]].mean())
+
+
+@torch.no_grad()
+def head_scores(model: nn.Module, vocab_size: int, *, length: int = 20, n: int = 16, seed: int = 0) -> dict:
+    """Per-head scores on ``n`` probes ``[r, r]`` (``r``: ``length`` random tokens): ``"prefix_matching"``,
+    the mean attention from each token of the second copy to the token *after* its occurrence in the first
+    (an induction head's signature), and ``"previous_token"``, the mean attention from each token to the
+    one just before it. Each ``(n_layer, n_head)``, in [0, 1]."""
+    if not hasattr(model, "attention_maps"):
+        raise fail("model", "a TransformerLM (it needs attention_maps)", model)
+    length = check_int("length", length, minimum=2)
+    if 2 * length > getattr(model, "context_size", 2 * length):
+        raise ArgumentError(f"length must be at most half the model's context ({model.context_size}); got {length}")
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    q = torch.arange(length, 2 * length - 1)          # second copy, all but its last token
+    total_prefix = total_prev = 0.0
+    for _ in range(check_int("n", n, minimum=1)):
+        r = torch.randint(0, check_int("vocab_size", vocab_size, minimum=2), (length,), generator=g)
+        maps = model.attention_maps(torch.cat([r, r])).float().cpu()          # (layers, heads, T, T)
+        total_prefix = total_prefix + maps[:, :, q, q - length + 1].mean(-1)
+        t = torch.arange(1, 2 * length)
+        total_prev = total_prev + maps[:, :, t, t - 1].mean(-1)
+    return {"prefix_matching": total_prefix / n, "previous_token": total_prev / n}
+
+
+@contextlib.contextmanager
+def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]]):
+    """Inside the ``with`` block, the given ``(layer, head)`` pairs contribute nothing: their part of the
+    attention output is zeroed before the output projection. The model is unchanged afterwards."""
+    blocks = getattr(model, "blocks", None)
+    if blocks is None:
+        raise fail("model", "a TransformerLM (with blocks)", model)
+    chosen: dict[int, list[int]] = {}
+    for item in heads:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise fail("heads", "(layer, head) pairs", item)
+        layer = check_int("layer", item[0], minimum=0, maximum=len(blocks) - 1)
+        head = check_int("head", item[1], minimum=0, maximum=blocks[layer].attn.n_head - 1)
+        chosen.setdefault(layer, []).append(head)
+
+    def hook_for(heads_here, head_dim):
+        def pre_hook(module, args):
+            y = args[0].clone()
+            for h in heads_here:
+                y[..., h * head_dim:(h + 1) * head_dim] = 0
+            return (y,)
+        return pre_hook
+
+    handles = [blocks[layer].attn.proj.register_forward_pre_hook(hook_for(hs, blocks[layer].attn.head_dim))
+               for layer, hs in chosen.items()]
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def train_icl(model: nn.Module, vocab_size: int, *, steps: int = 600, batch_size: int = 32, lr: float = 1e-3,
+              min_period: int = 4, max_period: int = 16, seed: int = 0, eval_every: int = 50,
+              callback: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``model`` (AdamW, no weight decay) on :func:`repeated_sequences` with the loss on every
+    token. Every ``eval_every`` steps: ``repeat_loss`` at the trained periods and at period 20 (never
+    trained on when ``max_period < 20``), the highest ``prefix_matching`` and ``previous_token`` head scores,
+    and the seconds so far; ``callback(row)`` after each."""
+    steps = check_int("steps", steps, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    lr = check_number("lr", lr, minimum=0.0, strict=True)
+    eval_every = check_int("eval_every", eval_every, minimum=1)
+    seq_len = getattr(model, "context_size", None)
+    if seq_len is None:
+        raise fail("model", "a TransformerLM (with a context size)", model)
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    history, t0 = [], time.perf_counter()
+    for step in range(1, steps + 1):
+        model.train()
+        ids, _ = repeated_sequences(batch_size, seq_len, vocab_size, min_period=min_period, max_period=max_period,
+                                    generator=g)
+        loss = _loss_per_token(model, ids.to(next(model.parameters()).device)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % eval_every == 0 or step == steps:
+            scores = head_scores(model, vocab_size, length=min(20, seq_len // 2))
+            row = {"step": step, "loss": float(loss.detach()), "seconds": time.perf_counter() - t0,
+                   "repeat_loss": repeat_loss(model, vocab_size, min_period=min_period, max_period=max_period),
+                   "repeat_loss_20": repeat_loss(model, vocab_size, period=min(20, seq_len // 2 - 1)),
+                   "prefix_matching": float(scores["prefix_matching"].max()),
+                   "previous_token": float(scores["previous_token"].max())}
+            history.append(row)
+            if callback is not None:
+                callback(row)
+    model.eval()
+    return history
