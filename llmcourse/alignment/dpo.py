@@ -20,6 +20,15 @@ from llmcourse.checks import ArgumentError, check_choice, check_int, check_numbe
 # DPO: the same preferences without a reward model or sampling
 
 
+def _check_loss_settings(beta, kind, label_smoothing) -> tuple[float, str, float]:
+    beta = check_number("beta", beta, minimum=0.0, strict=True)
+    kind = check_choice("kind", kind, ("dpo", "ipo"))
+    label_smoothing = check_number("label_smoothing", label_smoothing, minimum=0.0, maximum=0.5)
+    if kind == "ipo" and label_smoothing:
+        raise ArgumentError("label_smoothing is for kind='dpo' (conservative DPO); IPO has no labels to smooth")
+    return beta, kind, label_smoothing
+
+
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
              ref_rejected: torch.Tensor, beta: float = 0.1, kind: str = "dpo",
              label_smoothing: float = 0.0) -> torch.Tensor:
@@ -34,11 +43,7 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
       ``1 / (2 beta)``.
 
     When the policy is the reference, z = 0 and the DPO loss is ln 2."""
-    beta = check_number("beta", beta, minimum=0.0, strict=True)
-    kind = check_choice("kind", kind, ("dpo", "ipo"))
-    label_smoothing = check_number("label_smoothing", label_smoothing, minimum=0.0, maximum=0.5)
-    if kind == "ipo" and label_smoothing:
-        raise ArgumentError("label_smoothing is for kind='dpo' (conservative DPO); IPO has no labels to smooth")
+    beta, kind, label_smoothing = _check_loss_settings(beta, kind, label_smoothing)
     parts = (policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     if not all(isinstance(t, torch.Tensor) for t in parts) or len({tuple(t.shape) for t in parts}) != 1:
         raise ArgumentError("policy_chosen, policy_rejected, ref_chosen and ref_rejected must be tensors of one "
@@ -90,13 +95,11 @@ def train_dpo(reference: nn.Module, tokenizer, preferences, *, beta: float = 0.1
     if not isinstance(reference, nn.Module) or not hasattr(reference, "vocab_size"):
         raise fail("reference", "a course language model (the SFT model)", reference)
     prefs = _check_preferences(preferences)
-    beta = check_number("beta", beta, minimum=0.0, strict=True)
-    kind = check_choice("kind", kind, ("dpo", "ipo"))
+    beta, kind, label_smoothing = _check_loss_settings(beta, kind, label_smoothing)
     epochs = check_int("epochs", epochs, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     lr = check_number("lr", lr, minimum=0.0, strict=True)
     seed = check_int("seed", seed, minimum=0)
-    dpo_loss(torch.zeros(1), torch.zeros(1), torch.zeros(1), torch.zeros(1), beta, kind, label_smoothing)  # checks
     ref_c, ref_r = preference_logprobs(reference, tokenizer, prefs)
     torch.manual_seed(seed)
     policy = copy.deepcopy(reference).requires_grad_(True)

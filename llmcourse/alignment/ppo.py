@@ -252,8 +252,9 @@ class PPOTrainer:
     def step(self) -> dict:
         """Sample a batch, score it, and take ``epochs`` of PPO updates on it. Returns the step's figures:
         ``score`` (the normalised reward-model score), ``true_reward``, ``kl`` (summed over a reply's tokens,
-        mean over replies), ``beta``, ``length`` (reply tokens), ``entropy`` (nats per token, of the
-        sampling distribution), ``clip_fraction``, ``value_loss``, ``seconds``, and one ``sample`` reply."""
+        mean over replies), ``beta`` (the coefficient this step used), ``length`` (reply tokens),
+        ``clip_fraction``, ``value_loss`` and ``approx_kl`` (means over the updates), ``seconds``, and one
+        ``sample`` reply."""
         c = self.config
         t0 = time.perf_counter()
         index = self.rng.choice(len(self.prompts), size=c.batch_size, replace=False)
@@ -271,7 +272,7 @@ class PPOTrainer:
             adv, returns = gae(rewards, old_values * mask, mask, c.gamma, c.lam)
             adv = whiten(adv, mask)
             kl_seq = (kl_estimate(old_logp, ref_logp) * mask).sum(1)
-        stats = {"clip_fraction": [], "value_loss": [], "approx_kl": []}
+        clip_fractions, value_losses, approx_kls = [], [], []
         self.model.train()
         for _ in range(c.epochs):
             order = torch.as_tensor(self.rng.permutation(c.batch_size))
@@ -286,8 +287,9 @@ class PPOTrainer:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
                 self.optimizer.step()
-                for k in stats:
-                    stats[k].append(float(losses["value"].detach()) if k == "value_loss" else losses[k])
+                clip_fractions.append(losses["clip_fraction"])
+                value_losses.append(float(losses["value"].detach()))
+                approx_kls.append(losses["approx_kl"])
         self.model.eval()
         kl = float(kl_seq.mean())
         beta_used = self.beta
@@ -296,8 +298,8 @@ class PPOTrainer:
         true = [self.true_reward_fn(p, t) for p, t in zip(prompts, batch.texts)] if self.true_reward_fn else [math.nan]
         out = {"step": len(self.history) + 1, "score": float(scores.mean()), "true_reward": float(np.mean(true)),
                "kl": kl, "beta": beta_used, "length": float(mask.sum(1).float().mean()),
-               "clip_fraction": float(np.mean(stats["clip_fraction"])), "value_loss": float(np.mean(stats["value_loss"])),
-               "approx_kl": float(np.mean(stats["approx_kl"])), "seconds": time.perf_counter() - t0,
+               "clip_fraction": float(np.mean(clip_fractions)), "value_loss": float(np.mean(value_losses)),
+               "approx_kl": float(np.mean(approx_kls)), "seconds": time.perf_counter() - t0,
                "sample": batch.texts[0]}
         self.history.append(out)
         return out
