@@ -37,9 +37,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llmcourse.checks import ArgumentError, check_int, check_number, fail
+from llmcourse.checks import ArgumentError, check_choice, check_int, check_number, fail
 
-__all__ = ["ablate_heads", "head_scores", "repeat_loss", "repeated_sequences", "train_icl"]
+__all__ = ["DEMONSTRATION_EFFECTS", "VOCAB", "ablate_heads", "icl_model", "load_sweep", "phase_change_step", "demonstration_effects", "few_shot_lookup", "head_scores",
+           "lookup_accuracy", "repeat_loss", "repeated_sequences", "train_icl"]
+
+
+#: The vocabulary of the synthetic tasks: 64 tokens with no meaning beyond their identity.
+VOCAB = 64
+
+
+def icl_model(n_layer: int = 2, *, seed: int = 0, vocab_size: int = VOCAB, context: int = 64) -> nn.Module:
+    """The small Transformer this module trains (seeded): ``n_layer`` layers of 4 heads, width 64, the
+    course's Llama-style block (RMSNorm, RoPE, SwiGLU), context ``context``."""
+    from llmcourse.transformer import TransformerConfig, TransformerLM
+
+    n_layer = check_int("n_layer", n_layer, minimum=1)
+    torch.manual_seed(check_int("seed", seed, minimum=0))
+    return TransformerLM(TransformerConfig.llama(check_int("vocab_size", vocab_size, minimum=2),
+                                                 check_int("context", context, minimum=4),
+                                                 n_layer=n_layer, n_head=4, n_embd=64, d_ff=256))
 
 
 def repeated_sequences(batch_size: int, seq_len: int, vocab_size: int, *, min_period: int = 4, max_period: int = 16,
@@ -145,13 +162,116 @@ def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]]):
             h.remove()
 
 
+def few_shot_lookup(n: int, vocab_size: int, *, shots: int = 2, n_pairs: int = 20, n_keys: int = 8,
+                    n_labels: int = 16, deviant: str | None = None, place: str = "anywhere", separator: bool = False,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` few-shot prompts of a lookup task whose answers change from prompt to prompt.
+
+    Each prompt draws ``n_keys`` *keys* (from the first ``vocab_size - n_labels - 1`` tokens) and gives each a
+    random *label* (from the last ``n_labels`` tokens but one), then writes ``n_pairs`` demonstrations
+    ``key label`` (``key : label`` with ``separator``: the last token is the ``:``), then a query key. The
+    query key appears in exactly ``shots`` of the demonstrations, the other pairs show the other keys. The
+    same key never has the same label in two prompts except by chance, so a model can only answer from the
+    prompt itself.
+
+    Args:
+        deviant: None; ``"first"`` or ``"last"``: the query's first or last demonstration shows another
+            label (the others agree): does the prompt's majority or its most recent example win?
+        place: where the query's demonstrations go: ``"anywhere"`` (random pairs), or the pair they start at
+            (an int: they fill pairs ``place .. place + shots - 1``; the first key is then
+            ``2 * (n_pairs - place)`` tokens before the query).
+
+    Returns ``(ids, answer, other)``: ``ids`` ``(n, T)`` ends with the query key (and the separator);
+    ``answer`` ``(n,)`` the query key's label; ``other`` ``(n,)`` the deviant demonstration's label (equal
+    to ``answer`` where there is none).
+    """
+    n = check_int("n", n, minimum=1)
+    vocab_size = check_int("vocab_size", vocab_size, minimum=4)
+    n_labels = check_int("n_labels", n_labels, minimum=2)
+    n_keys = check_int("n_keys", n_keys, minimum=2)
+    if n_labels + n_keys + 1 > vocab_size:
+        raise ArgumentError(f"n_keys + n_labels + 1 (a separator) must be at most vocab_size ({vocab_size}); got "
+                            f"{n_keys} + {n_labels} + 1")
+    n_pairs = check_int("n_pairs", n_pairs, minimum=1)
+    shots = check_int("shots", shots, minimum=0, maximum=n_pairs)
+    if deviant is not None:
+        deviant = check_choice("deviant", deviant, ("first", "last"))
+        if shots < 3:
+            raise ArgumentError(f"a deviant demonstration needs shots >= 3 (so that the others are a majority); "
+                                f"got shots={shots}")
+    if place != "anywhere":
+        if isinstance(place, str):
+            raise fail("place", '"anywhere" or the pair the demonstrations start at (an int)', place)
+        place = check_int("place", place, minimum=0, maximum=n_pairs - shots)
+    n_key_tokens = vocab_size - n_labels - 1
+    sep = vocab_size - 1
+    ids, answers, others = [], [], []
+    for _ in range(n):
+        keys = torch.randperm(n_key_tokens, generator=generator)[:n_keys]
+        labels = torch.randint(n_key_tokens, n_key_tokens + n_labels, (n_keys,), generator=generator)
+        which = torch.randint(1, n_keys, (n_pairs,), generator=generator)        # key 0 is the query
+        slots = (torch.randperm(n_pairs, generator=generator)[:shots].sort().values if place == "anywhere"
+                 else torch.arange(place, place + shots))
+        which[slots] = 0
+        shown = labels[which].clone()
+        other = labels[0]
+        if deviant is not None:
+            other = n_key_tokens + (labels[0] - n_key_tokens + torch.randint(1, n_labels, (), generator=generator)) % n_labels
+            shown[slots[0] if deviant == "first" else slots[-1]] = other
+        pairs = [keys[which], torch.full((n_pairs,), sep), shown] if separator else [keys[which], shown]
+        body = torch.stack(pairs, 1).reshape(-1)
+        query = [keys[0], torch.tensor(sep)] if separator else [keys[0]]
+        ids.append(torch.cat([body, torch.stack(query)]))
+        answers.append(labels[0])
+        others.append(other)
+    return torch.stack(ids), torch.stack(answers), torch.stack(others)
+
+
+@torch.no_grad()
+def lookup_accuracy(model: nn.Module, vocab_size: int, *, n: int = 512, seed: int = 0, **prompt) -> dict:
+    """``model``'s greedy answers (over its whole vocabulary) to ``n`` seeded :func:`few_shot_lookup` prompts
+    (``prompt``: its keyword arguments): ``{"right": share answering the query's label, "deviant": share
+    answering the deviant demonstration's label}`` (``"deviant"`` is 0 without one)."""
+    g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    ids, answer, other = few_shot_lookup(n, vocab_size, generator=g, **prompt)
+    was = model.training
+    model.eval()
+    try:
+        guess = model(ids.to(next(model.parameters()).device))[0][:, -1].argmax(-1).cpu()
+    finally:
+        model.train(was)
+    has_deviant = prompt.get("deviant") is not None
+    return {"right": float((guess == answer).float().mean()),
+            "deviant": float((guess == other).float().mean()) if has_deviant else 0.0}
+
+
+#: The demonstration effects :func:`demonstration_effects` measures: a name and :func:`few_shot_lookup`'s
+#: arguments for each.
+DEMONSTRATION_EFFECTS = {
+    **{f"{k} shots": dict(shots=k) for k in (0, 1, 2, 4, 8)},
+    "1 shot, 2 tokens before the query": dict(shots=1, place=19),
+    "1 shot, 16 tokens before the query": dict(shots=1, place=12),
+    "1 shot, 40 tokens before the query": dict(shots=1, place=0),
+    "4 shots, the first one wrong": dict(shots=4, deviant="first"),
+    "4 shots, the last one wrong": dict(shots=4, deviant="last"),
+    "4 shots, new format (key : label)": dict(shots=4, separator=True),
+}
+
+
+def demonstration_effects(model: nn.Module, vocab_size: int, *, n: int = 512, seed: int = 0) -> dict[str, dict]:
+    """:func:`lookup_accuracy` for every row of :data:`DEMONSTRATION_EFFECTS`, each on the same seed."""
+    return {name: lookup_accuracy(model, vocab_size, n=n, seed=seed, **prompt)
+            for name, prompt in DEMONSTRATION_EFFECTS.items()}
+
+
 def train_icl(model: nn.Module, vocab_size: int, *, steps: int = 600, batch_size: int = 32, lr: float = 1e-3,
               min_period: int = 4, max_period: int = 16, seed: int = 0, eval_every: int = 50,
               callback: Callable[[dict], None] | None = None) -> list[dict]:
     """Train ``model`` (AdamW, no weight decay) on :func:`repeated_sequences` with the loss on every
-    token. Every ``eval_every`` steps: ``repeat_loss`` at the trained periods and at period 20 (never
-    trained on when ``max_period < 20``), the highest ``prefix_matching`` and ``previous_token`` head scores,
-    and the seconds so far; ``callback(row)`` after each."""
+    token. Every ``eval_every`` steps a row: the mean training ``loss`` since the last row, ``repeat_loss``
+    at the trained periods and at period 20 (never trained on when ``max_period < 20``), the highest
+    ``prefix_matching`` and ``previous_token`` head scores, and the ``seconds`` so far (measuring
+    included); ``callback(row)`` after each."""
     steps = check_int("steps", steps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     lr = check_number("lr", lr, minimum=0.0, strict=True)
@@ -161,7 +281,7 @@ def train_icl(model: nn.Module, vocab_size: int, *, steps: int = 600, batch_size
         raise fail("model", "a TransformerLM (with a context size)", model)
     g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    history, t0 = [], time.perf_counter()
+    history, t0, since = [], time.perf_counter(), []
     for step in range(1, steps + 1):
         model.train()
         ids, _ = repeated_sequences(batch_size, seq_len, vocab_size, min_period=min_period, max_period=max_period,
@@ -170,15 +290,39 @@ def train_icl(model: nn.Module, vocab_size: int, *, steps: int = 600, batch_size
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        since.append(loss.detach())
         if step % eval_every == 0 or step == steps:
             scores = head_scores(model, vocab_size, length=min(20, seq_len // 2))
-            row = {"step": step, "loss": float(loss.detach()), "seconds": time.perf_counter() - t0,
+            row = {"step": step, "loss": float(torch.stack(since).mean()), "seconds": time.perf_counter() - t0,
                    "repeat_loss": repeat_loss(model, vocab_size, min_period=min_period, max_period=max_period),
                    "repeat_loss_20": repeat_loss(model, vocab_size, period=min(20, seq_len // 2 - 1)),
                    "prefix_matching": float(scores["prefix_matching"].max()),
                    "previous_token": float(scores["previous_token"].max())}
             history.append(row)
+            since = []
             if callback is not None:
                 callback(row)
     model.eval()
     return history
+
+
+def phase_change_step(history: list[dict], below: float = 1.0) -> int | None:
+    """The first step of a :func:`train_icl` history at which the repeat loss is below ``below`` nats
+    (default 1: on average more than e^-1, 37%, on the right token): where copying from the context has
+    plainly begun. No strategy without copying gets there: guessing among the tokens seen so far, what a
+    one-layer model learns, plateaus near ln(period), about 2.4 nats. None if it never is."""
+    if not isinstance(history, list) or not all(isinstance(r, dict) and "repeat_loss" in r for r in history):
+        raise fail("history", "a list of train_icl rows (dicts with 'step' and 'repeat_loss')", history)
+    below = check_number("below", below, minimum=0.0, strict=True)
+    return next((r["step"] for r in history if r["repeat_loss"] < below), None)
+
+
+def load_sweep() -> dict:
+    """The committed results of ``scripts/icl_sweep.py`` (``data/icl_sweep.json``, checked against
+    ``data/SHA256SUMS``): for each seed, a two-layer and a one-layer model's training history, final head
+    scores, demonstration effects and ablations."""
+    import json
+
+    from llmcourse.datasets import verify_file
+
+    return json.loads(verify_file("icl_sweep.json").read_text(encoding="utf-8"))

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from llmcourse.exercises import (
     Feedback,
@@ -271,3 +272,35 @@ def test_notebook_10_checkers_accept_right_answers_and_name_the_mistakes():
     assert check("10.4", optimum, quiet=True)
     unnormalised = lambda ref, r, b: [p * math.exp(x / b) for p, x in zip(ref, r)]  # noqa: E731
     assert "partition function" in check("10.4", unnormalised, quiet=True).message
+
+
+def test_notebook_11_checkers_accept_right_answers_and_name_the_mistakes():
+    def induction_guess(tokens):
+        for i in range(len(tokens) - 2, -1, -1):
+            if tokens[i] == tokens[-1]:
+                return tokens[i + 1]
+        return None
+
+    def first_occurrence(tokens):
+        for i in range(len(tokens) - 1):
+            if tokens[i] == tokens[-1]:
+                return tokens[i + 1]
+        return None
+
+    assert check("11.1", induction_guess, quiet=True)
+    assert "most recent" in check("11.1", first_occurrence, quiet=True).message
+
+    def prefix_matching(attn, length):
+        q = torch.arange(length, 2 * length - 1)
+        return float(attn[q, q - length + 1].mean())
+
+    def to_the_token_itself(attn, length):
+        q = torch.arange(length, 2 * length - 1)
+        return float(attn[q, q - length].mean())
+
+    assert check("11.2", prefix_matching, quiet=True)
+    assert "after" in check("11.2", to_the_token_itself, quiet=True).message
+    assert check("11.3", "a", quiet=True)
+    assert not check("11.3", "b", quiet=True)
+    assert check("11.4", 2, quiet=True)
+    assert "label" in check("11.4", 1, quiet=True).message

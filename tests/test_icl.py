@@ -9,15 +9,13 @@ import torch
 
 from llmcourse import icl
 from llmcourse.checks import ArgumentError
-from llmcourse.transformer import TransformerConfig, TransformerLM
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 V = 64
 
 
 def _model(n_layer):
-    torch.manual_seed(0)
-    return TransformerLM(TransformerConfig.llama(V, 64, n_layer=n_layer, n_head=4, n_embd=64, d_ff=256))
+    return icl.icl_model(n_layer, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +74,72 @@ def test_one_layer_cannot_form_induction_heads():
     scores = icl.head_scores(model, V)
     assert float(scores["prefix_matching"].max()) < 0.1             # measured 0.01
     assert history[-1]["repeat_loss_20"] > math.log(V) - 0.5        # measured 4.7: it has learnt no copying
+    assert icl.phase_change_step(history) is None
+    # it answers a lookup only from how often each label appears: measured 0.26 with 4 shots of 20
+    assert icl.lookup_accuracy(model, V, shots=4)["right"] < 0.4
+
+
+def test_few_shot_lookup_prompts_hold_what_they_promise():
+    g = torch.Generator().manual_seed(0)
+    for kwargs in (dict(shots=3), dict(shots=4, deviant="first"), dict(shots=4, deviant="last", place=5),
+                   dict(shots=1, place=19), dict(shots=0), dict(shots=2, separator=True)):
+        ids, answer, other = icl.few_shot_lookup(50, V, n_pairs=20, n_keys=8, n_labels=16, generator=g, **kwargs)
+        step = 3 if kwargs.get("separator") else 2
+        assert ids.shape == (50, 20 * step + step - 1)
+        for row, a, o in zip(ids.tolist(), answer.tolist(), other.tolist()):
+            keys, labels = row[0:20 * step:step], row[step - 1:20 * step:step]
+            query = row[20 * step]
+            assert all(k < V - 17 for k in keys) and all(V - 17 <= x < V - 1 for x in labels)
+            if step == 3:
+                assert row[1::3] == [V - 1] * 21 and row[-1] == V - 1     # after every key and the query
+            shown = [lab for k, lab in zip(keys, labels) if k == query]
+            slots = [i for i, k in enumerate(keys) if k == query]
+            assert len(shown) == kwargs["shots"]
+            if "place" in kwargs:
+                assert slots == list(range(kwargs["place"], kwargs["place"] + kwargs["shots"]))
+            if kwargs.get("deviant"):
+                odd = 0 if kwargs["deviant"] == "first" else -1
+                assert o != a and shown[odd] == o and all(x == a for i, x in enumerate(shown) if i != odd % len(shown))
+            else:
+                assert o == a and all(x == a for x in shown)
+            for k in set(keys) - {query}:                                  # other keys keep one label each
+                assert len({lab for kk, lab in zip(keys, labels) if kk == k}) == 1
+    first = icl.few_shot_lookup(8, V, generator=torch.Generator().manual_seed(3))
+    again = icl.few_shot_lookup(8, V, generator=torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_the_copying_model_answers_few_shot_lookups_it_never_trained_on(two_layers):
+    model, history = two_layers
+    effects = icl.demonstration_effects(model, V, n=256)
+    assert list(effects) == list(icl.DEMONSTRATION_EFFECTS)
+    # measured (512 prompts): 0 shots 0.02, 1: 0.59, 4: 0.95; chance is 1/16
+    assert effects["0 shots"]["right"] < 0.1 < 0.4 < effects["1 shots"]["right"] < effects["4 shots"]["right"]
+    assert effects["4 shots"]["right"] > 0.8
+    assert effects["4 shots, the last one wrong"]["deviant"] > 0.0                  # measured 0.13
+    with icl.ablate_heads(model, [(1, h) for h in range(4)]):
+        assert icl.lookup_accuracy(model, V, shots=4)["right"] < 0.1                # measured 0.004
+
+
+def test_phase_change_step():
+    rows = [{"step": 25 * k, "repeat_loss": x} for k, x in enumerate([4.1, 3.0, 1.2, 0.9, 0.4], start=1)]
+    assert icl.phase_change_step(rows) == 100
+    assert icl.phase_change_step(rows, below=0.5) == 125
+    assert icl.phase_change_step(rows, below=0.1) is None
+    with pytest.raises(ArgumentError, match="history"):
+        icl.phase_change_step([{"step": 1}])
+
+
+def test_the_committed_sweep_is_what_it_says():
+    sweep = icl.load_sweep()
+    assert sweep["seeds"] == [0, 1, 2, 3, 4] and sweep["vocab_size"] == V
+    for run in sweep["runs"]["2 layers"]:
+        assert run["phase_change_step"] == icl.phase_change_step(run["history"]) is not None
+        assert run["ablations"]["layer 2, all heads"]["lookup_4_shots"] < 0.1
+        assert list(run["demonstrations"]) == list(icl.DEMONSTRATION_EFFECTS)
+    for run in sweep["runs"]["1 layer"]:
+        assert run["phase_change_step"] is None
+        assert max(map(max, run["head_scores"]["prefix_matching"])) < 0.1
 
 
 def test_bad_input_is_refused():
@@ -92,3 +156,13 @@ def test_bad_input_is_refused():
         icl.head_scores(model, V, length=40)
     with pytest.raises(ArgumentError, match="model"):
         icl.head_scores(torch.nn.Linear(2, 2), V)
+    with pytest.raises(ArgumentError, match="deviant"):
+        icl.few_shot_lookup(2, V, shots=2, deviant="first")
+    with pytest.raises(ArgumentError, match="deviant"):
+        icl.few_shot_lookup(2, V, shots=4, deviant="middle")
+    with pytest.raises(ArgumentError, match="place"):
+        icl.few_shot_lookup(2, V, shots=2, place=19)
+    with pytest.raises(ArgumentError, match="place"):
+        icl.few_shot_lookup(2, V, shots=2, place="early")
+    with pytest.raises(ArgumentError, match="n_labels"):
+        icl.few_shot_lookup(2, 16, n_keys=8, n_labels=8)
