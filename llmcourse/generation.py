@@ -37,10 +37,12 @@ __all__ = [
     "KVCache",
     "LayerKV",
     "apply_repetition_penalty",
+    "attention_mask",
     "ban_repeated_ngrams",
     "filter_top_k",
     "filter_top_p",
     "generate",
+    "generate_batch",
     "generate_text",
     "next_token",
 ]
@@ -297,3 +299,81 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int, **kwargs) 
     text = tokenizer.decode(ids.tolist())
     cuts = [text.find(s) for s in kwargs.get("stop_strings", ()) if s in text]
     return text[: min(cuts)] if cuts else text
+
+
+def attention_mask(real: torch.Tensor) -> torch.Tensor:
+    """``(B, T, T)`` bool from ``real: (B, T)`` (True at a real token, False at padding): causal, and no
+    query reads a padding key. A padding query reads only itself, so no row of the softmax is empty."""
+    if not isinstance(real, torch.Tensor) or real.dtype != torch.bool or real.dim() != 2:
+        raise fail("real", "a (batch, time) bool tensor", real)
+    T = real.shape[1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=real.device).tril()
+    eye = torch.eye(T, dtype=torch.bool, device=real.device)
+    return (causal & real[:, None, :]) | eye
+
+
+@torch.no_grad()
+def generate_batch(model, prompts: Sequence[Sequence[int]], max_new_tokens: int, *, temperature: float = 0.0,
+                   stop_id: int | None = None, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Continue many prompts at once: the prompts (token-id lists, of any lengths) are **left-padded** so
+    that they all end at one column, and each step reads every row in one forward pass and draws its next
+    token from ``softmax(logits / temperature)`` (``temperature = 0``: greedy), until every row has written
+    ``stop_id`` (included) or ``max_new_tokens`` are written. Padding is masked out of attention
+    (:func:`attention_mask`); with RoPE only relative positions matter, so a row gives what it would alone.
+    A model with ``forward_cached`` (a Transformer) reads the prompts once and then one token per row a step
+    from its KV cache.
+
+    Returns ``(ids, real, prompt_len)``: ``ids (B, T)``, ``real (B, T)`` True at every real token (False at
+    the padding before a prompt and after a row stopped), and the padded prompt length: row ``i``'s new
+    tokens are ``ids[i, prompt_len:][real[i, prompt_len:]]``.
+    """
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence) or not prompts:
+        raise fail("prompts", "a non-empty list of token-id lists", prompts)
+    vocab_size = getattr(model, "vocab_size", None)
+    if not isinstance(vocab_size, int):
+        raise fail("model", "a course language model (with a vocab_size)", model)
+    encoded = [check_token_ids(f"prompts[{i}]", p, vocab_size, min_length=1).tolist() for i, p in enumerate(prompts)]
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=1)
+    temperature = check_number("temperature", temperature, minimum=0.0)
+    P = max(map(len, encoded))
+    context = getattr(model, "context_size", None)
+    if context is not None and P + max_new_tokens > context:
+        raise ArgumentError(f"prompts: the longest prompt ({P} tokens) plus max_new_tokens ({max_new_tokens}) "
+                            f"is more than the model's context ({context})")
+    device = next(model.parameters()).device
+    B = len(encoded)
+    ids = torch.zeros(B, P, dtype=torch.long, device=device)
+    real = torch.zeros(B, P, dtype=torch.bool, device=device)
+    for i, e in enumerate(encoded):
+        ids[i, P - len(e):] = torch.tensor(e)
+        real[i, P - len(e):] = True
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    cached = hasattr(model, "forward_cached")
+    was_training = model.training
+    model.eval()
+    try:
+        if cached:
+            cache = model.new_cache()
+            logits = model.forward_cached(ids, cache, real)[:, -1]
+        else:
+            logits = model(ids, mask=attention_mask(real))[0][:, -1]
+        for _ in range(max_new_tokens):
+            logits = logits.float()
+            if temperature == 0:
+                tok = logits.argmax(-1)
+            else:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                tok = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            tok = torch.where(done, torch.zeros_like(tok), tok)
+            ids = torch.cat([ids, tok[:, None]], dim=1)
+            real = torch.cat([real, ~done[:, None]], dim=1)
+            if stop_id is not None:
+                done = done | (tok == stop_id)
+            if bool(done.all()) or ids.shape[1] - P == max_new_tokens:
+                break
+            logits = (model.forward_cached(tok[:, None], cache, real)[:, -1] if cached
+                      else model(ids, mask=attention_mask(real))[0][:, -1])
+    finally:
+        model.train(was_training)
+    return ids, real, P

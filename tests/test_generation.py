@@ -191,3 +191,32 @@ def test_generate_rejects_a_prompt_longer_than_the_context():
         generate(model(), torch.zeros(33, dtype=torch.long), 5)
     with pytest.raises(ValueError, match="n_layer"):
         KVCache(0)
+
+
+def test_generate_batch_gives_each_row_what_generate_gives_it_alone():
+    from llmcourse.checks import ArgumentError
+    from llmcourse.generation import generate_batch
+
+    torch.manual_seed(0)
+    model = TransformerLM(TransformerConfig.llama(20, 32, n_layer=2, n_head=2, n_embd=32)).eval()
+    prompts = [[3, 4, 5], [7], [1, 2, 3, 4, 5, 6], [9, 9]]
+    ids, real, P = generate_batch(model, prompts, 8)
+    assert P == 6 and ids.shape == real.shape == (4, 14)
+    for i, p in enumerate(prompts):
+        assert ids[i, P - len(p):P].tolist() == p and not bool(real[i, :P - len(p)].any())
+        alone = generate(model, torch.tensor(p), 8, temperature=0.0).tolist()
+        assert ids[i, P:][real[i, P:]].tolist() == alone            # greedy: the same tokens, padded or not
+    stop = int(ids[0, P + 2])
+    ids, real, P = generate_batch(model, prompts, 8, stop_id=stop)
+    row = ids[0, P:][real[0, P:]].tolist()
+    assert row[-1] == stop and stop not in row[:-1]                    # row 0 stops at its stop id, included
+    g = torch.Generator().manual_seed(0)
+    a = generate_batch(model, prompts, 8, temperature=1.0, generator=g)[0]
+    b = generate_batch(model, prompts, 8, temperature=1.0, generator=torch.Generator().manual_seed(0))[0]
+    assert torch.equal(a, b)
+    with pytest.raises(ArgumentError, match="prompts"):
+        generate_batch(model, [[1], []], 4)
+    with pytest.raises(ArgumentError, match="prompts\\[1\\]"):
+        generate_batch(model, [[1], [25]], 4)
+    with pytest.raises(ArgumentError, match="context"):
+        generate_batch(model, [[1] * 30], 4)

@@ -19,21 +19,11 @@ from torch import nn
 
 from llmcourse.alignment.preferences import OrderPrompt, true_reward_parts
 from llmcourse.checks import ArgumentError, check_choice, check_int, check_number, fail
+from llmcourse.generation import attention_mask, generate_batch
 
 
 # ----------------------------------------------------------------------------------------------------
 # batches of prompt + reply, sampling and log-probabilities
-
-
-def attention_mask(real: torch.Tensor) -> torch.Tensor:
-    """``(B, T, T)`` bool from ``real: (B, T)`` (True at a real token, False at padding): causal, and no
-    query reads a padding key. A padding query reads only itself, so no row of the softmax is empty."""
-    if not isinstance(real, torch.Tensor) or real.dtype != torch.bool or real.dim() != 2:
-        raise fail("real", "a (batch, time) bool tensor", real)
-    T = real.shape[1]
-    causal = torch.ones(T, T, dtype=torch.bool, device=real.device).tril()
-    eye = torch.eye(T, dtype=torch.bool, device=real.device)
-    return (causal & real[:, None, :]) | eye
 
 
 @dataclass
@@ -81,52 +71,13 @@ def sample_replies(model, tokenizer, prompts, *, max_new_tokens: int = 12, tempe
     message lists. Returns a left-padded :class:`Batch`."""
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence) or not prompts:
         raise fail("prompts", "a non-empty list of OrderPrompt (or message lists)", prompts)
-    max_new_tokens = check_int("max_new_tokens", max_new_tokens, minimum=1)
-    temperature = check_number("temperature", temperature, minimum=0.0)
     end = _end_id(tokenizer)
-    encoded = [_prompt_ids(tokenizer, p) for p in prompts]
-    P = max(map(len, encoded))
-    context = getattr(model, "context_size", None)
-    if context is not None and P + max_new_tokens > context:
-        raise ArgumentError(f"prompts: the longest prompt ({P} tokens) plus max_new_tokens ({max_new_tokens}) "
-                            f"is more than the model's context ({context})")
-    device = next(model.parameters()).device
-    B = len(encoded)
-    ids = torch.zeros(B, P, dtype=torch.long, device=device)
-    real = torch.zeros(B, P, dtype=torch.bool, device=device)
-    for i, e in enumerate(encoded):
-        ids[i, P - len(e):] = torch.tensor(e)
-        real[i, P - len(e):] = True
-    done = torch.zeros(B, dtype=torch.bool, device=device)
-    cached = hasattr(model, "forward_cached")
-    was_training = model.training
-    model.eval()
-    try:
-        if cached:  # the prompts once, then one token per row a step, reading the kept keys and values
-            cache = model.new_cache()
-            logits = model.forward_cached(ids, cache, real)[:, -1]
-        else:
-            logits = _logits(model, ids, real)[:, -1]
-        for _ in range(max_new_tokens):
-            logits = logits.float()
-            if temperature == 0:
-                tok = logits.argmax(-1)
-            else:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                tok = torch.multinomial(probs, 1, generator=generator)[:, 0]
-            tok = torch.where(done, torch.zeros_like(tok), tok)
-            ids = torch.cat([ids, tok[:, None]], dim=1)
-            real = torch.cat([real, ~done[:, None]], dim=1)
-            done = done | (tok == end)
-            if bool(done.all()) or ids.shape[1] - P == max_new_tokens:
-                break
-            logits = model.forward_cached(tok[:, None], cache, real)[:, -1] if cached else _logits(model, ids, real)[:, -1]
-    finally:
-        model.train(was_training)
+    ids, real, P = generate_batch(model, [_prompt_ids(tokenizer, p) for p in prompts], max_new_tokens,
+                                  temperature=temperature, stop_id=end, generator=generator)
     reply = real.clone()
     reply[:, :P] = False
     texts = []
-    for i in range(B):
+    for i in range(len(prompts)):
         out = ids[i, P:][real[i, P:]].tolist()
         texts.append(tokenizer.decode(out[:-1] if out and out[-1] == end else out))
     return Batch(ids, real, reply, P, texts, list(prompts))
