@@ -304,3 +304,34 @@ def test_notebook_11_checkers_accept_right_answers_and_name_the_mistakes():
     assert not check("11.3", "b", quiet=True)
     assert check("11.4", 2, quiet=True)
     assert "label" in check("11.4", 1, quiet=True).message
+
+
+def test_notebook_12_checkers_accept_right_answers_and_name_the_mistakes():
+    from collections import Counter
+
+    def scratchpad(a, b):
+        xs, ys = str(a)[::-1], str(b)[::-1]
+        carry, steps = 0, []
+        for i, x in enumerate(xs):
+            y = int(ys[i]) if i < len(ys) else 0
+            total = int(x) + y + carry
+            steps.append(f"{x}+{y}+{carry}={total:02d}")
+            carry = total // 10
+        return ",".join(steps) + f">{a + b}."
+
+    assert check("12.1", scratchpad, quiet=True)
+    assert "two digits" in check("12.1", lambda a, b: scratchpad(a, b).replace("=08", "=8"), quiet=True).message
+
+    def vote(answers):
+        counts = Counter(a for a in answers if a is not None)
+        if not counts:
+            return None
+        best = max(counts.values())
+        return next(a for a in answers if a is not None and counts[a] == best)
+
+    assert check("12.2", vote, quiet=True)
+    assert "must not vote" in check("12.2", lambda a: Counter(a).most_common(1)[0][0], quiet=True).message
+    assert check("12.3", 31, quiet=True)
+    assert "'.'" in check("12.3", 30, quiet=True).message
+    assert check("12.4", "b", quiet=True)
+    assert not check("12.4", "a", quiet=True)
