@@ -150,6 +150,25 @@ def record_checksum(relpath: str) -> str:
     return digest
 
 
+def write_results(relpath: str, payload: dict) -> Path:
+    """Write a script's results to ``data/<relpath>`` as JSON, with a ``"machine"`` entry added (Python,
+    torch, platform, threads: where the figures come from), atomically, and record its checksum
+    (:func:`record_checksum`). Returns the path."""
+    import platform
+    import sys
+
+    import torch
+
+    if not isinstance(payload, dict):
+        raise ArgumentError(f"payload must be a dict of results; got {type(payload).__name__}")
+    payload = {**payload, "machine": {"python": sys.version.split()[0], "torch": torch.__version__,
+                                      "platform": platform.platform(), "threads": torch.get_num_threads()}}
+    path = data_dir() / relpath
+    write_atomic(path, (json.dumps(payload, indent=1) + "\n").encode("utf-8"))
+    record_checksum(relpath)
+    return path
+
+
 def verify_file(relpath: str) -> Path:
     """Check that ``data/<relpath>`` exists and matches its sha256 in ``data/SHA256SUMS``.
 

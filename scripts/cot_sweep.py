@@ -24,16 +24,12 @@ The result is written atomically with its sha256 in data/SHA256SUMS and data/REA
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import sys
 import time
 
 import torch
 
 from llmcourse import reasoning as rs
-from llmcourse.datasets import data_dir, record_checksum
-from llmcourse.files import write_atomic_text
+from llmcourse.datasets import write_results
 
 FILE = "cot_sweep.json"
 DIGITS, TEST_DIGITS, N_TEST, N_TRAIN = (1, 3), (1, 2, 3, 4, 5), 300, 40_000
@@ -159,13 +155,8 @@ def main() -> None:
     out = {"digits_trained": list(DIGITS), "test_digits": list(TEST_DIGITS), "n_test": N_TEST, "n_train": N_TRAIN,
            "format_steps": FORMAT_STEPS, "format_batch": FORMAT_BATCH, "formats": formats, "mix": MIX,
            "prompts": list(PROMPTS), "mix_digits": list(MIX_DIGITS), "mixture": mixture, "sc_samples": SC_SAMPLES,
-           "sc_temperatures": list(SC_TEMPERATURES), "sc_votes": list(SC_VOTES), "seconds": time.time() - t_start,
-           "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                       "threads": torch.get_num_threads()}}
-    path = data_dir() / FILE
-    write_atomic_text(path, json.dumps(out, indent=1) + "\n")
-    record_checksum(FILE)
-    log(f"wrote {path}")
+           "sc_temperatures": list(SC_TEMPERATURES), "sc_votes": list(SC_VOTES), "seconds": time.time() - t_start}
+    log(f"wrote {write_results(FILE, out)}")
 
 
 if __name__ == "__main__":

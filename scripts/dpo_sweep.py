@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +28,7 @@ import torch
 
 from llmcourse import alignment as al
 from llmcourse import zoo
-from llmcourse.datasets import data_dir, record_checksum
+from llmcourse.datasets import write_results
 from llmcourse.files import write_atomic_text
 from llmcourse.notebook import seed_everything
 
@@ -125,13 +123,8 @@ def main() -> None:
         return
     out = {"model": MODEL, "model_sha256": card["sha256"], "preferences": "data/rlhf_preferences.json",
            "n_train": len(train), "n_held": len(held), "epochs": EPOCHS, "batch_size": BATCH, "lr": LR,
-           "eval": rlhf["eval"], "runs": results, "seconds": time.time() - t_start,
-           "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                       "threads": torch.get_num_threads()}}
-    path = data_dir() / FILE
-    write_atomic_text(path, json.dumps(out, indent=1) + "\n")
-    record_checksum(FILE)
-    log(f"wrote {path}")
+           "eval": rlhf["eval"], "runs": results, "seconds": time.time() - t_start}
+    log(f"wrote {write_results(FILE, out)}")
 
 
 if __name__ == "__main__":

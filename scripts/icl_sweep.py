@@ -20,16 +20,12 @@ The result is written atomically with its sha256 in data/SHA256SUMS and data/REA
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import sys
 import time
 
 import torch
 
 from llmcourse import icl
-from llmcourse.datasets import data_dir, record_checksum
-from llmcourse.files import write_atomic_text
+from llmcourse.datasets import write_results
 
 FILE = "icl_sweep.json"
 SEEDS = (0, 1, 2, 3, 4)
@@ -102,13 +98,8 @@ def main() -> None:
            "n_eval": N_EVAL, "previous_token_threshold": PREVIOUS_TOKEN,
            "settings": "icl.icl_model(n_layer, seed=seed); icl.train_icl(model, 64, steps=600, seed=seed) "
                        "(periods 4-16, batch 32, lr 1e-3)",
-           "runs": runs, "seconds": time.time() - t_start,
-           "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                       "threads": torch.get_num_threads()}}
-    path = data_dir() / FILE
-    write_atomic_text(path, json.dumps(out, indent=1) + "\n")
-    record_checksum(FILE)
-    log(f"wrote {path}")
+           "runs": runs, "seconds": time.time() - t_start}
+    log(f"wrote {write_results(FILE, out)}")
 
 
 if __name__ == "__main__":

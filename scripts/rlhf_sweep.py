@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -44,7 +42,7 @@ import torch
 
 from llmcourse import alignment as al
 from llmcourse import zoo
-from llmcourse.datasets import data_dir, record_checksum
+from llmcourse.datasets import write_results
 from llmcourse.files import write_atomic_text as write_atomic
 from llmcourse.notebook import seed_everything
 
@@ -150,7 +148,6 @@ def main() -> None:
     for name, data in (("strong", train), ("weak", train[:WEAK_PAIRS]), ("judge", judge_prefs[:n_train])):
         seed_everything(0)
         rm = al.RewardModel(sft)
-        key = f"rm-{name}"
         t = time.time()
         losses = al.train_reward_model(rm, tok, data, epochs=1 if quick else RM_EPOCHS, batch_size=RM_BATCH,
                                        lr=RM_LR, seed=0)
@@ -217,14 +214,9 @@ def main() -> None:
            "judge": {"agreement": agree, "expected_agreement_of_true_labels": expected_agree, "pairs": len(common)},
            "reward_models": rm_info, "ppo": PPO, "steps": STEPS, "eval_every": EVAL_EVERY,
            "eval": {"words": [PAIR_POOL, EVAL_SEED, EVAL_PROMPTS], "heldout": ["heldout", HELDOUT_SEED, HELDOUT_PROMPTS]},
-           "runs": results, "seconds": time.time() - t_start,
-           "machine": {"python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-                       "threads": torch.get_num_threads()}}
+           "runs": results, "seconds": time.time() - t_start}
     for name, payload in ((PREFS_FILE, prefs_out), (FILE, out)):
-        path = data_dir() / name
-        write_atomic(path, json.dumps(payload, indent=1) + "\n")
-        record_checksum(name)
-        log(f"wrote {path}")
+        log(f"wrote {write_results(name, payload)}")
 
 
 if __name__ == "__main__":

@@ -466,3 +466,19 @@ def test_record_checksum_lists_a_new_file_once_where_verify_file_reads_it(data_c
     assert rows.count("results.json") == 1 and rows == sorted(rows)
     with pytest.raises(DataFileError, match="missing"):
         record_checksum("nothing-here.json")
+
+
+def test_write_results_writes_json_with_the_machine_and_records_its_checksum(tmp_path, monkeypatch):
+    import json
+
+    from llmcourse import datasets
+
+    (tmp_path / "SHA256SUMS").write_text("")
+    (tmp_path / "README.md").write_text("| file | bytes | sha256 |\n|---|---|---|\n")
+    monkeypatch.setattr(datasets, "data_dir", lambda: tmp_path)
+    path = datasets.write_results("sweep.json", {"runs": [1, 2]})
+    out = json.loads(path.read_text())
+    assert out["runs"] == [1, 2] and set(out["machine"]) == {"python", "torch", "platform", "threads"}
+    assert datasets.verify_file("sweep.json") == path
+    with pytest.raises(datasets.ArgumentError, match="payload"):
+        datasets.write_results("x.json", [1])
