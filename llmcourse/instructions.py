@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from llmcourse.checks import ArgumentError, check_choice, check_int, check_optional, check_str
+from llmcourse.evaluation import exact_match, normalise_answer  # noqa: F401  (their home is llmcourse.evaluation)
 
 __all__ = [
     "GENERALISATION",
@@ -178,21 +179,6 @@ def conversation(example: Instruction, system: str | None = None) -> list[dict[s
     system = check_optional(check_str, "system", system)
     messages = [{"role": "system", "content": system}] if system else []
     return messages + [{"role": "user", "content": example.prompt}, {"role": "assistant", "content": example.answer}]
-
-
-def normalise_answer(text: str) -> str:
-    """What exact match compares: surrounding white space removed, inner runs of it made one space."""
-    return " ".join(check_str("text", text).split())
-
-
-def exact_match(predictions, answers) -> float:
-    """The share of ``predictions`` equal to ``answers`` after :func:`normalise_answer` (case matters:
-    ``upper`` is a task)."""
-    predictions, answers = list(predictions), list(answers)
-    if len(predictions) != len(answers) or not answers:
-        raise ArgumentError(f"predictions and answers must be equally long and not empty; got {len(predictions)} "
-                            f"and {len(answers)}")
-    return sum(normalise_answer(p) == normalise_answer(a) for p, a in zip(predictions, answers)) / len(answers)
 
 
 def few_shot_prompt(example: Instruction, demonstrations=()) -> str:
