@@ -64,7 +64,7 @@ class _Parser:
         value = self.term()
         while self.peek() in ("+", "-"):
             op = self.take()
-            value = _check(value + self.term() if op == "+" else value - self.term())
+            value = _bounded(value + self.term() if op == "+" else value - self.term())
         return value
 
     def term(self) -> Fraction:
@@ -75,9 +75,9 @@ class _Parser:
             if op in ("/", "÷"):
                 if right == 0:
                     raise ToolError("division by zero")
-                value = _check(value / right)
+                value = _bounded(value / right)
             else:
-                value = _check(value * right)
+                value = _bounded(value * right)
         return value
 
     def factor(self) -> Fraction:
@@ -113,7 +113,7 @@ class _Parser:
         return Fraction(token)
 
 
-def _check(value: Fraction) -> Fraction:
+def _bounded(value: Fraction) -> Fraction:
     if len(str(abs(value.numerator))) > MAX_DIGITS or len(str(value.denominator)) > MAX_DIGITS:
         raise ToolError(f"a result longer than {MAX_DIGITS} digits")
     return value
