@@ -35,3 +35,113 @@ def course_map_markdown(notebooks_dir: Path = NOTEBOOKS_DIR) -> str:
         else:
             rows.append(f"| {number} | {title} | {builds} | coming |")
     return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------------------------------
+# documents generated from the notebooks, so they never drift from them
+
+
+def _markdown_cells(path: Path) -> list[str]:
+    import json
+
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+
+
+def key_terms(path: Path) -> list[tuple[str, str, str]]:
+    """The rows ``(English, 中文, meaning)`` of a notebook's "Key terms" table."""
+    for text in _markdown_cells(Path(path)):
+        if "### Key terms" in text:
+            rows = [line for line in text.splitlines() if line.startswith("|")][2:]
+            out = []
+            for row in rows:
+                cells = [c.strip() for c in row.strip().strip("|").split(" | ")]
+                if len(cells) == 3:
+                    out.append((cells[0], cells[1], cells[2]))
+            return out
+    return []
+
+
+def _section(path: Path, heading: str) -> str:
+    """The text under ``### heading`` in a notebook's first markdown cell, up to the next heading."""
+    for text in _markdown_cells(path)[:1]:
+        lines, on, out = text.splitlines(), False, []
+        for line in lines:
+            if line.startswith("#"):
+                on = line.strip() == f"### {heading}"
+                continue
+            if on:
+                out.append(line)
+        return "\n".join(out).strip()
+    return ""
+
+
+def _existing(notebooks_dir: Path) -> list[tuple[str, str, str, str]]:
+    return [row for row in COURSE_MAP if (notebooks_dir / row[1]).exists()]
+
+
+def glossary_markdown(notebooks_dir: Path = NOTEBOOKS_DIR) -> str:
+    """GLOSSARY.md: every key term of every notebook, English and Chinese, sorted, with the notebooks that
+    list it (the first notebook's meaning is kept)."""
+    terms: dict[str, list] = {}
+    for number, file, _, _ in _existing(notebooks_dir):
+        for english, chinese, meaning in key_terms(notebooks_dir / file):
+            entry = terms.setdefault(english.lower(), [english, chinese, meaning, []])
+            entry[3].append(f"[{number}](notebooks/{file})")
+    lines = ["# Glossary · 术语表", "",
+             "Every key term of the notebooks, English and Chinese, with the notebooks that define it. Generated",
+             "from the notebooks' key-term tables by `python -m llmcourse docs`; do not edit by hand.", "",
+             "| English | 中文 | meaning | notebooks |", "|---|---|---|---|"]
+    for key in sorted(terms):
+        english, chinese, meaning, where = terms[key]
+        lines.append(f"| {english} | {chinese} | {meaning} | {', '.join(where)} |")
+    return "\n".join(lines) + "\n"
+
+
+PARTS = {"00": "Start here", "01": "Part I · counting and predicting", "04": "Part II · the Transformer, pretraining, scale",
+         "07": "Part III · adapting and using models"}
+
+
+def syllabus_markdown(notebooks_dir: Path = NOTEBOOKS_DIR) -> str:
+    """SYLLABUS.md: the notebooks in order, by part, each with its learning goals, prerequisites and run
+    time as the notebook states them, and the notebooks still to come."""
+    lines = ["# Syllabus", "",
+             "The course in order: what each notebook teaches, what it needs from the ones before, and how long it",
+             "runs on a 2-core laptop. Generated from the notebooks by `python -m llmcourse docs`; do not edit by",
+             "hand. A term can take about one notebook a week, with the exercises as homework.", ""]
+    for number, file, title, builds in COURSE_MAP:
+        if number in PARTS:
+            lines += [f"## {PARTS[number]}", ""]
+        path = notebooks_dir / file
+        if not path.exists():
+            lines += [f"### {number} · {title} *(coming)*", "", f"What you will build: {builds}.", ""]
+            continue
+        lines += [f"### {number} · [{title}](notebooks/{file})", ""]
+        for heading in ("Learning goals", "Prerequisites", "Estimated run time"):
+            text = _section(path, heading)
+            if text:
+                lines += [f"**{heading}.**", "", text, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def next_link(number: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> str | None:
+    """The "Next" line notebook ``number`` ends with, or None if the next notebook does not exist yet."""
+    numbers = [row[0] for row in COURSE_MAP]
+    if number not in numbers or numbers.index(number) + 1 == len(numbers):
+        return None
+    nxt, file, title, _ = COURSE_MAP[numbers.index(number) + 1]
+    if not (notebooks_dir / file).exists():
+        return None
+    return f"**Next:** [{nxt} · {title}]({file})"
+
+
+def write_docs(root: Path | None = None) -> list[Path]:
+    """Write GLOSSARY.md and SYLLABUS.md at the repository root; return their paths."""
+    from llmcourse.files import write_atomic_text
+
+    root = Path(root) if root is not None else NOTEBOOKS_DIR.parent
+    out = []
+    for name, text in (("GLOSSARY.md", glossary_markdown()), ("SYLLABUS.md", syllabus_markdown())):
+        write_atomic_text(root / name, text)
+        out.append(root / name)
+    return out
