@@ -121,3 +121,25 @@ def test_bad_interactive_arguments():
         Interactive(shout, {})
     with pytest.raises(TypeError, match="control 'x'"):
         Interactive(shout, {"x": 5})
+
+
+def test_no_notebook_gives_a_one_line_box_a_default_with_a_line_break():
+    """A Text box cannot hold a line break: a default with one loses it as soon as the learner edits it, so
+    every multi-line default must be a TextArea."""
+    import ast
+    import json
+    from pathlib import Path
+
+    offenders = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").rglob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            if "Text(" not in source:
+                continue
+            for node in ast.walk(ast.parse(source)):
+                if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Text" and node.args
+                        and isinstance(node.args[0], ast.Constant) and "\n" in str(node.args[0].value)):
+                    offenders.append(f"{path.name}: Text({node.args[0].value!r})")
+    assert not offenders, f"use TextArea for defaults with line breaks: {offenders}"
