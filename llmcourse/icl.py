@@ -39,8 +39,9 @@ from torch import nn
 
 from llmcourse.checks import ArgumentError, check_choice, check_int, check_number, fail
 
-__all__ = ["DEMONSTRATION_EFFECTS", "VOCAB", "ablate_heads", "icl_model", "load_sweep", "phase_change_step", "demonstration_effects", "few_shot_lookup", "head_scores",
-           "lookup_accuracy", "repeat_loss", "repeated_sequences", "train_icl"]
+__all__ = ["DEMONSTRATION_EFFECTS", "PREVIOUS_TOKEN", "VOCAB", "ablate_heads", "ablation_groups", "demonstration_effects",
+           "few_shot_lookup", "head_scores", "icl_model", "load_sweep", "lookup_accuracy", "phase_change_step",
+           "repeat_loss", "repeated_sequences", "train_icl"]
 
 
 #: The vocabulary of the synthetic tasks: 64 tokens with no meaning beyond their identity.
@@ -162,8 +163,27 @@ def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]]):
             h.remove()
 
 
+#: A layer-1 head whose previous-token score is above this counts as a previous-token head.
+PREVIOUS_TOKEN = 0.25
+
+
+def ablation_groups(scores: dict, threshold: float = PREVIOUS_TOKEN) -> dict[str, list[tuple[int, int]]]:
+    """The head groups to ablate in a two-layer model, from its :func:`head_scores`: none, all of layer 2,
+    layer 1's previous-token heads (score above ``threshold``), layer 1's other heads, and the strongest
+    induction head of layer 2 alone."""
+    if not isinstance(scores, dict) or scores.get("previous_token") is None or scores["previous_token"].shape[0] != 2:
+        raise fail("scores", "head_scores of a two-layer model", scores)
+    prev = scores["previous_token"][0]
+    n_head = prev.numel()
+    return {"none": [],
+            "layer 2, all heads": [(1, h) for h in range(n_head)],
+            "previous-token heads": [(0, h) for h in range(n_head) if prev[h] > threshold],
+            "other layer-1 heads": [(0, h) for h in range(n_head) if prev[h] <= threshold],
+            "strongest induction head": [(1, int(scores["prefix_matching"][1].argmax()))]}
+
+
 def few_shot_lookup(n: int, vocab_size: int, *, shots: int = 2, n_pairs: int = 20, n_keys: int = 8,
-                    n_labels: int = 16, deviant: str | None = None, place: str = "anywhere", separator: bool = False,
+                    n_labels: int = 16, deviant: str | None = None, place: str | int = "anywhere", separator: bool = False,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n`` few-shot prompts of a lookup task whose answers change from prompt to prompt.
 

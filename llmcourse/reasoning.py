@@ -35,9 +35,10 @@ import torch
 from llmcourse.checks import ArgumentError, check_choice, check_int, check_number, check_str, fail
 
 __all__ = [
-    "FORMATS", "STOP", "TRIGGERS", "VOCAB", "Problem", "accuracy", "accuracy_by", "arithmetic_model",
+    "FORMATS", "PROMPTS", "STOP", "TRIGGERS", "VOCAB", "Problem", "accuracy", "accuracy_by", "arithmetic_model",
     "arithmetic_trainer", "decode", "encode", "load_sweep", "majority_vote", "mixture_examples", "parse",
-    "problems", "prompt", "render", "scratchpad_steps", "self_consistency", "solve", "training_examples",
+    "problems", "prompt", "prompt_texts", "prompted", "render", "scratchpad_steps", "self_consistency", "solve",
+    "training_examples",
 ]
 
 #: The characters, one token each; id 0 (``_``) is padding.
@@ -276,6 +277,34 @@ def solve(model, texts: Sequence[str], *, max_new_tokens: int = 64, temperature:
                                       generator=generator)
         out += [decode(ids[i, P:][real[i, P:]]) for i in range(len(chunk))]
     return out
+
+
+#: Five ways to ask one model (trained by :func:`mixture_examples`) for the answers, as :func:`prompted`
+#: takes them: a trigger for either format, one worked demonstration in either format, or the bare problem.
+PROMPTS = {"step-by-step trigger": dict(fmt="scratchpad", trigger="scratchpad"),
+           "direct trigger": dict(fmt="direct", trigger="direct"),
+           "one scratchpad demonstration": dict(fmt="scratchpad", shots=1),
+           "one direct demonstration": dict(fmt="direct", shots=1),
+           "no prompt": dict(fmt="auto")}
+
+
+def prompt_texts(items: Sequence[Problem], demos: Sequence[Problem], *, fmt: str, shots: int = 0,
+                 trigger: str | None = None) -> list[str]:
+    """The texts for ``items`` asked one way of :data:`PROMPTS`: with ``trigger``, with one of ``demos``
+    (paired with the items) as a worked demonstration in ``fmt`` when ``shots``, or, for ``fmt="auto"``, as
+    the bare problem, the same text in every format (the model chooses; parse with ``"auto"``)."""
+    if fmt == "auto":
+        return [render(p, "direct")[0] for p in items]
+    shots = check_int("shots", shots, minimum=0, maximum=1)
+    if shots and len(demos) != len(items):
+        raise ArgumentError(f"demos must pair with items; got {len(demos)} and {len(items)}")
+    return [prompt(p, demonstrations=[demos[i]] if shots else [], fmt=fmt, trigger=trigger)
+            for i, p in enumerate(items)]
+
+
+def prompted(model, items: Sequence[Problem], demos: Sequence[Problem], **how) -> list[str]:
+    """Greedy completions of :func:`prompt_texts` (``how``: one entry of :data:`PROMPTS`)."""
+    return solve(model, prompt_texts(items, demos, **how))
 
 
 def accuracy(model, items: Sequence[Problem], fmt: str, **prompt_args) -> list[bool]:

@@ -58,27 +58,14 @@ def mixture_model(seed: int, steps: int | None = None):
     return model, trainer
 
 
-PROMPTS = {"step-by-step trigger": dict(fmt="scratchpad", trigger="scratchpad"),
-           "direct trigger": dict(fmt="direct", trigger="direct"),
-           "one scratchpad demonstration": dict(fmt="scratchpad", shots=1),
-           "one direct demonstration": dict(fmt="direct", shots=1),
-           "no prompt": dict(fmt="auto")}
-
-
 def prompted(model, items, demos, how: dict, shown: list | None = None) -> list[bool]:
-    """Right or wrong for each item under one prompt; ``shown`` collects the first three (prompt,
-    completion) pairs."""
-    fmt = how["fmt"]
-    if fmt == "auto":   # the bare problem, the same text in either format: the model chooses
-        texts = [rs.render(p, "direct")[0] for p in items]
-    elif how.get("shots"):
-        texts = [rs.prompt(p, demonstrations=[d], fmt=fmt) for p, d in zip(items, demos)]
-    else:
-        texts = [rs.prompt(p, fmt=fmt, trigger=how.get("trigger")) for p in items]
+    """Right or wrong for each item asked one way of ``rs.PROMPTS``; ``shown`` collects the first three
+    (prompt, completion) pairs."""
+    texts = rs.prompt_texts(items, demos, **how)
     completions = rs.solve(model, texts)
     if shown is not None:
         shown += [[t, c] for t, c in zip(texts[:3], completions[:3])]
-    return [rs.parse(c, fmt) == p.answer for c, p in zip(completions, items)]
+    return [rs.parse(c, how["fmt"]) == p.answer for c, p in zip(completions, items)]
 
 
 def measure_formats(model, op: str, fmt: str) -> dict:
@@ -112,7 +99,7 @@ def run_mixture(seed: int, steps: int | None) -> dict:
     model, trainer = mixture_model(seed, steps)
     trainer.fit()
     table, examples = {}, {}
-    for name, how in PROMPTS.items():
+    for name, how in rs.PROMPTS.items():
         table[name], examples[name] = {}, []
         for d in MIX_DIGITS:
             items, demos = rs.problems(N_TEST, d, seed=3), rs.problems(N_TEST, d, seed=4)
@@ -154,7 +141,7 @@ def main() -> None:
         return
     out = {"digits_trained": list(DIGITS), "test_digits": list(TEST_DIGITS), "n_test": N_TEST, "n_train": N_TRAIN,
            "format_steps": FORMAT_STEPS, "format_batch": FORMAT_BATCH, "formats": formats, "mix": MIX,
-           "prompts": list(PROMPTS), "mix_digits": list(MIX_DIGITS), "mixture": mixture, "sc_samples": SC_SAMPLES,
+           "prompts": list(rs.PROMPTS), "mix_digits": list(MIX_DIGITS), "mixture": mixture, "sc_samples": SC_SAMPLES,
            "sc_temperatures": list(SC_TEMPERATURES), "sc_votes": list(SC_VOTES), "seconds": time.time() - t_start}
     log(f"wrote {write_results(FILE, out)}")
 

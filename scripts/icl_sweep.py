@@ -30,8 +30,6 @@ from llmcourse.datasets import write_results
 FILE = "icl_sweep.json"
 SEEDS = (0, 1, 2, 3, 4)
 STEPS, EVAL_EVERY, N_EVAL = 600, 25, 512
-#: A layer-1 head with a previous-token score above this counts as a previous-token head.
-PREVIOUS_TOKEN = 0.25
 
 
 def log(*args) -> None:
@@ -49,14 +47,7 @@ def rounded(x):
 
 
 def ablations(model) -> dict:
-    scores = icl.head_scores(model, icl.VOCAB)
-    prev = scores["previous_token"][0]
-    top = int(scores["prefix_matching"][1].argmax())
-    groups = {"none": [],
-              "layer 2, all heads": [(1, h) for h in range(4)],
-              "previous-token heads": [(0, h) for h in range(4) if prev[h] > PREVIOUS_TOKEN],
-              "other layer-1 heads": [(0, h) for h in range(4) if prev[h] <= PREVIOUS_TOKEN],
-              "strongest induction head": [(1, top)]}
+    groups = icl.ablation_groups(icl.head_scores(model, icl.VOCAB))
     out = {}
     for name, heads in groups.items():
         with icl.ablate_heads(model, heads):
@@ -95,7 +86,7 @@ def main() -> None:
         log(f"done ({time.time() - t_start:.0f} s); nothing written")
         return
     out = {"vocab_size": icl.VOCAB, "seeds": list(SEEDS), "steps": STEPS, "eval_every": EVAL_EVERY,
-           "n_eval": N_EVAL, "previous_token_threshold": PREVIOUS_TOKEN,
+           "n_eval": N_EVAL, "previous_token_threshold": icl.PREVIOUS_TOKEN,
            "settings": "icl.icl_model(n_layer, seed=seed); icl.train_icl(model, 64, steps=600, seed=seed) "
                        "(periods 4-16, batch 32, lr 1e-3)",
            "runs": runs, "seconds": time.time() - t_start}

@@ -166,3 +166,15 @@ def test_bad_input_is_refused():
         icl.few_shot_lookup(2, V, shots=2, place="early")
     with pytest.raises(ArgumentError, match="n_labels"):
         icl.few_shot_lookup(2, 16, n_keys=8, n_labels=8)
+
+
+def test_ablation_groups_split_the_heads_by_their_scores():
+    scores = {"previous_token": torch.tensor([[0.5, 0.1, 0.3, 0.2], [0.0, 0.0, 0.0, 0.0]]),
+              "prefix_matching": torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.2, 0.6, 0.4, 0.1]])}
+    groups = icl.ablation_groups(scores)
+    assert groups == {"none": [], "layer 2, all heads": [(1, 0), (1, 1), (1, 2), (1, 3)],
+                      "previous-token heads": [(0, 0), (0, 2)], "other layer-1 heads": [(0, 1), (0, 3)],
+                      "strongest induction head": [(1, 1)]}
+    assert icl.ablation_groups(scores, threshold=0.4)["previous-token heads"] == [(0, 0)]
+    with pytest.raises(ArgumentError, match="scores"):
+        icl.ablation_groups({"previous_token": torch.zeros(3, 4)})

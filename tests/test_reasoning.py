@@ -151,3 +151,15 @@ def test_bad_input_is_refused():
         rs.accuracy_by([rs.Problem(1, 2)], [True], "size")
     with pytest.raises(ArgumentError, match="samples"):
         rs.self_consistency(rs.arithmetic_model(n_layer=1, n_embd=16, context=8), [rs.Problem(1, 2)], samples=0)
+
+
+def test_the_five_prompts_as_text():
+    items, demos = [rs.Problem(12, 34), rs.Problem(5, 6)], [rs.Problem(1, 2), rs.Problem(3, 4)]
+    texts = {name: rs.prompt_texts(items, demos, **how) for name, how in rs.PROMPTS.items()}
+    assert texts["step-by-step trigger"] == ["S12+34=", "S5+6="]
+    assert texts["direct trigger"] == ["D12+34=", "D5+6="]
+    assert texts["one direct demonstration"] == ["1+2=3.|12+34=", "3+4=7.|5+6="]
+    assert texts["one scratchpad demonstration"][0] == "1+2=1+2+0=03>3.|12+34="
+    assert texts["no prompt"] == ["12+34=", "5+6="]
+    with pytest.raises(ArgumentError, match="demos"):
+        rs.prompt_texts(items, demos[:1], fmt="direct", shots=1)
