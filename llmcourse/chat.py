@@ -46,6 +46,7 @@ from torch import nn
 
 from llmcourse.checks import ArgumentError, check_bool, check_choice, check_int, fail
 from llmcourse.lm import IGNORE_INDEX
+from llmcourse.tools import TOOL_TOKENS, result_spans
 
 __all__ = [
     "CHAT_TOKENS",
@@ -55,6 +56,7 @@ __all__ = [
     "IM_START",
     "ROLES",
     "add_chat_tokens",
+    "add_special_tokens",
     "check_messages",
     "extend_vocab",
     "grow_for_chat",
@@ -76,6 +78,8 @@ HF_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 _RESERVED = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+# The calculator's markers (llmcourse.tools): only the assistant writes a call, and only the program a result.
+_TOOL_MARKERS = TOOL_TOKENS
 
 
 def check_messages(messages: Any, *, add_generation_prompt: bool = False) -> list[dict[str, str]]:
@@ -99,7 +103,7 @@ def check_messages(messages: Any, *, add_generation_prompt: bool = False) -> lis
             raise ArgumentError(f"{where}: role must be one of {list(ROLES)}; got {role!r}")
         if not isinstance(content, str):
             raise fail(f"{where}['content']", "a str", content)
-        for special in _RESERVED:
+        for special in _RESERVED + (_TOOL_MARKERS if role != "assistant" else ()):
             if special in content:
                 raise ArgumentError(f"{where}: its content contains the special token {special!r}, which would "
                                     f"change the conversation's structure; special tokens are not allowed in "
@@ -126,12 +130,24 @@ def check_messages(messages: Any, *, add_generation_prompt: bool = False) -> lis
     return checked
 
 
+def _content_pieces(content: str, trained: int) -> list[tuple[str, int]]:
+    """An assistant's content with every tool result block (``<|result|>...<|/result|>``, inserted by the
+    program, see :mod:`llmcourse.tools`) as its own untrained piece: the model learns to call, not to
+    write results."""
+    pieces, at = [], 0
+    for start, end in (result_spans(content) if trained else []):
+        pieces += [(content[at:start], trained), (content[start:end], 0)]
+        at = end
+    return pieces + [(content[at:], trained)]
+
+
 def _pieces(messages: list[dict[str, str]], add_generation_prompt: bool) -> list[tuple[str, int]]:
     """The rendered text as (piece, trained) pairs: trained = 1 for what the assistant writes."""
     pieces = []
     for m in messages:
         trained = int(m["role"] == "assistant")
-        pieces += [(f"{IM_START}{m['role']}\n", 0), (m["content"], trained), (IM_END, trained), ("\n", 0)]
+        pieces += [(f"{IM_START}{m['role']}\n", 0), *_content_pieces(m["content"], trained), (IM_END, trained),
+                   ("\n", 0)]
     if add_generation_prompt:
         pieces.append((f"{IM_START}assistant\n", 0))
     return [(p, t) for p, t in pieces if p]
@@ -156,13 +172,18 @@ def render(tokenizer, messages, *, add_generation_prompt: bool = False) -> tuple
     """The conversation as token ids and the loss mask: ``(ids, mask)``, two lists of one length.
 
     ``mask[i] = 1`` where token ``i`` is written by the assistant (its content and its ``<|im_end|>``),
-    else 0. The ids are those of ``tokenizer.encode(render_text(messages))``: each piece is encoded on
+    else 0; a calculator's result block in the assistant's content (``<|result|>...<|/result|>``, see
+    :mod:`llmcourse.tools`) is written by the program, so it gets 0 too. The ids are those of ``tokenizer.encode(render_text(messages))``: each piece is encoded on
     its own to know where the assistant's part starts and ends, and the tests check that the pieces
     join to the same ids (the special tokens and the newline after each role split the text where the
     byte-level pre-tokenizer splits it anyway).
     """
     _chat_ids(tokenizer)
     messages = check_messages(messages, add_generation_prompt=add_generation_prompt)
+    markers = [t for t in _TOOL_MARKERS if t not in tokenizer.special_tokens and any(t in m["content"] for m in messages)]
+    if markers:
+        raise fail("tokenizer", f"a tokenizer with the tool tokens {list(_TOOL_MARKERS)}, which the conversation "
+                                f"uses (add them with tool_use.add_tool_tokens(tokenizer))", tokenizer)
     ids, mask = [], []
     for piece, trained in _pieces(messages, add_generation_prompt):
         piece_ids = [int(i) for i in tokenizer.encode(piece)]
@@ -240,17 +261,24 @@ def add_chat_tokens(tokenizer):
     """A copy of ``tokenizer`` with :data:`CHAT_TOKENS` as special tokens, given the next free ids
     (``vocab_size`` and ``vocab_size + 1``): every id it had keeps its meaning. A tokenizer that already
     has them is returned as it is."""
+    return add_special_tokens(tokenizer, CHAT_TOKENS, "chat tokens")
+
+
+def add_special_tokens(tokenizer, tokens, what: str = "special tokens"):
+    """A copy of a course tokenizer with ``tokens`` as special tokens at the next free ids, so every id it
+    had keeps its meaning (a pretrained model then needs rows only for the new ids, :func:`extend_vocab`).
+    A tokenizer that has all of them is returned as it is; one that has only some is refused."""
     from llmcourse.tokenization import BPETokenizer, CharTokenizer
 
     if not isinstance(tokenizer, (BPETokenizer, CharTokenizer)):
         raise fail("tokenizer", "a BPETokenizer or CharTokenizer", tokenizer)
-    have = [t for t in CHAT_TOKENS if t in tokenizer.special_tokens]
-    if len(have) == len(CHAT_TOKENS):
+    have = [t for t in tokens if t in tokenizer.special_tokens]
+    if len(have) == len(tokens):
         return tokenizer
     if have:
-        raise ArgumentError(f"tokenizer has {have} but not all of {list(CHAT_TOKENS)}; start from the tokenizer "
-                            f"without chat tokens")
-    return tokenizer.with_special_tokens(list(CHAT_TOKENS))
+        raise ArgumentError(f"tokenizer has {have} but not all of {list(tokens)}; start from the tokenizer "
+                            f"without {what}")
+    return tokenizer.with_special_tokens(list(tokens))
 
 
 @torch.no_grad()

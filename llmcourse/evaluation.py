@@ -13,7 +13,10 @@
   :func:`expected_calibration_error` is ``sum_m |B_m|/n * |acc(B_m) - conf(B_m)|``; :func:`fit_temperature`
   finds the one temperature T that minimises the negative log-likelihood of ``softmax(logits / T)`` on
   validation data (temperature scaling: the ranking, so the accuracy, is unchanged; only the confidence
-  moves).
+  moves). :func:`prediction_logits` collects a language model's next-token logits and the true next
+  tokens, so all of these apply to it.
+- **Abstention**: :func:`accuracy_coverage` is the curve a confidence threshold gives: answer only the
+  questions the model is most sure of, and how often is it right on those?
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import torch
 
 from llmcourse.checks import ArgumentError, check_int, check_number, check_str, fail
 
-__all__ = ["accuracy", "bits_per_byte", "bits_per_character", "confidences", "exact_match",
+__all__ = ["accuracy", "accuracy_coverage", "bits_per_byte", "bits_per_character", "confidences", "exact_match",
            "expected_calibration_error", "fit_temperature", "normalise_answer", "pass_at_k", "perplexity",
-           "reliability_bins", "token_f1"]
+           "prediction_logits", "reliability_bins", "token_f1"]
 
 
 def perplexity(total_nats: float, n_tokens: int) -> float:
@@ -181,3 +184,58 @@ def fit_temperature(logits, labels, *, low: float = 0.05, high: float = 20.0, to
             fd = nll(d)
     return 1 / ((a + b) / 2)
 
+
+
+def accuracy_coverage(confidences_, correct) -> tuple[list[float], list[float], list[float]]:
+    """The accuracy-coverage curve of abstaining below a confidence threshold: ``(thresholds, coverage,
+    accuracy)``, one point per distinct confidence, from the highest threshold down. At threshold ``t``
+    the model answers the predictions with confidence >= t: ``coverage`` is their share of all, and
+    ``accuracy`` the share of those that are right. The last point (the lowest threshold) answers all."""
+    conf, correct = _calibration_inputs(confidences_, correct)
+    order = torch.argsort(conf, descending=True, stable=True)
+    conf, correct = conf[order], correct[order]
+    hits = torch.cumsum(correct, 0)
+    thresholds, coverage, acc = [], [], []
+    n = len(conf)
+    for k in range(n):
+        if k + 1 < n and conf[k + 1] == conf[k]:
+            continue                                  # ties are answered together
+        thresholds.append(float(conf[k]))
+        coverage.append((k + 1) / n)
+        acc.append(float(hits[k]) / (k + 1))
+    return thresholds, coverage, acc
+
+
+@torch.no_grad()
+def prediction_logits(model, examples, *, max_targets: int | None = None, batch_size: int = 16
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A language model's next-token predictions where there is something to predict: ``(logits (N, V),
+    labels (N,))`` over the targets of ``examples`` (a :class:`~llmcourse.lm.MaskedExamples`: only the
+    targets not ignored, e.g. the assistant's tokens of chat conversations), in order, each example read
+    on its own, at most ``max_targets`` of them. Feed them to :func:`confidences`,
+    :func:`expected_calibration_error` and :func:`fit_temperature`."""
+    from llmcourse.lm import IGNORE_INDEX, MaskedExamples
+
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "vocab_size"):
+        raise fail("model", "a course language model", model)
+    if not isinstance(examples, MaskedExamples):
+        raise fail("examples", "a MaskedExamples (e.g. from llmcourse.chat.sft_examples)", examples)
+    max_targets = None if max_targets is None else check_int("max_targets", max_targets, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    was_training = model.training
+    model.eval()
+    logits_out, labels_out, n = [], [], 0
+    try:
+        for start in range(0, len(examples), batch_size):
+            x, y = examples.batch(range(start, min(start + batch_size, len(examples))))
+            logits = model(x)[0].float()
+            keep = y != IGNORE_INDEX
+            logits_out.append(logits[keep])
+            labels_out.append(y[keep])
+            n += int(keep.sum())
+            if max_targets is not None and n >= max_targets:
+                break
+    finally:
+        model.train(was_training)
+    logits, labels = torch.cat(logits_out), torch.cat(labels_out)
+    return (logits, labels) if max_targets is None else (logits[:max_targets], labels[:max_targets])

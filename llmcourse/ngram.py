@@ -108,9 +108,13 @@ def perplexity(log_probs) -> float:
     """``exp(cross entropy)``: the size of a uniform choice that would be as surprised as the model.
 
     A model that is uniform over V tokens has perplexity exactly V. ``log_probs``: ``(T,)`` natural-log
-    probabilities of the tokens that occurred.
+    probabilities of the tokens that occurred. The formula is :func:`llmcourse.evaluation.perplexity`'s.
     """
-    return float(np.exp(cross_entropy(log_probs)))
+    from llmcourse import evaluation
+
+    lp = _as_log_probs(log_probs)
+    total = float(-lp.sum())
+    return math.inf if math.isinf(total) else evaluation.perplexity(total, len(lp))
 
 
 def bits_per_character(log_probs, n_characters: int | None = None) -> float:
@@ -121,10 +125,13 @@ def bits_per_character(log_probs, n_characters: int | None = None) -> float:
     pass the length of the text in characters as ``n_characters``: bits per character is then comparable
     across tokenisers, while perplexity per token is not.
     """
+    from llmcourse import evaluation
+
     lp = _as_log_probs(log_probs)
     n_characters = check_optional(check_int, "n_characters", n_characters, minimum=1)
+    total = float(-lp.sum())
     n = len(lp) if n_characters is None else n_characters
-    return float(-lp.sum() / math.log(2) / n)
+    return math.inf if math.isinf(total) else evaluation.bits_per_character(total, n)
 
 
 # ----------------------------------------------------------------------------------------------------

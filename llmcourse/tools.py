@@ -21,16 +21,19 @@ so no input can make it hang or exhaust memory. Every failure is a :class:`ToolE
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Callable
 
 from llmcourse.checks import check_int, check_str, fail
 
-__all__ = ["CALL_END", "CALL_START", "RESULT_END", "RESULT_START", "ToolError", "calculator", "evaluate",
-           "format_number", "result_spans", "run_with_tool"]
+__all__ = ["CALL_END", "CALL_START", "RESULT_END", "RESULT_START", "TOOL_TOKENS", "ToolError", "calculator",
+           "calls_in", "evaluate", "format_number", "result_spans", "run_with_tool", "visible"]
 
 CALL_START, CALL_END = "<|calc|>", "<|/calc|>"
 RESULT_START, RESULT_END = "<|result|>", "<|/result|>"
+#: The four markers, special tokens of a tool-using model's tokenizer (:func:`add_tool_tokens`).
+TOOL_TOKENS: tuple[str, ...] = (CALL_START, CALL_END, RESULT_START, RESULT_END)
 
 MAX_LENGTH = 200       # characters of an expression
 MAX_DEPTH = 20         # nesting of parentheses and unary signs
@@ -192,3 +195,18 @@ def result_spans(text: str) -> list[tuple[int, int]]:
         spans.append((start, end))
         i = end
     return spans
+
+
+_CALL = re.compile(re.escape(CALL_START) + "(.*?)" + re.escape(CALL_END), re.S)
+_RESULT = re.compile(re.escape(RESULT_START) + "(.*?)" + re.escape(RESULT_END), re.S)
+
+
+def visible(text: str) -> str:
+    """``text`` as its reader sees it: every call's expression dropped and every result block replaced by
+    the result ("Total <|calc|>6+4<|/calc|><|result|>10<|/result|>." reads "Total 10.")."""
+    return _RESULT.sub(lambda m: m.group(1), _CALL.sub("", check_str("text", text)))
+
+
+def calls_in(text: str) -> list[str]:
+    """The expressions of the closed calls in ``text``, in order."""
+    return _CALL.findall(check_str("text", text))

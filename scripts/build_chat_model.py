@@ -122,16 +122,23 @@ def _train(spec: dict, train_on: str):
                           instructions.instruction_examples(200, split="validation", seed=d["seed"] + 1)]
                          + [x.messages for x in ordering.dialogues(100, pool="train", seed=d["seed"] + 1)])
     val = chat.sft_examples(tokenizer, val_conversations)
-    cache = _cache(spec, train_on)
+    model, history, seconds = train_cached(model, train, val, spec["training"], _cache(spec, train_on), train_on)
+    return model, tokenizer, history, seconds, train, val
+
+
+def train_cached(model, train, val, training: dict, cache: Path, label: str):
+    """Fine-tune ``model`` with the course trainer (seeded), or load the finished run from ``cache``; the
+    weights wait there while the run is evaluated, so a failed evaluation does not cost the training.
+    Returns ``(model in eval mode, history without the step losses, seconds)``."""
     if (cache / "run.json").is_file():
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(cache / "model.safetensors")))
         run = json.loads((cache / "run.json").read_text())
-        print(f"  {train_on}: the finished run cached in {cache}", flush=True)
-        return model.eval(), tokenizer, run["history"], run["seconds"], train, val
-    seed_everything(spec["training"]["seed"])
-    trainer = Trainer(model, train, val, TrainConfig(**spec["training"]))
+        print(f"  {label}: the finished run cached in {cache}", flush=True)
+        return model.eval(), run["history"], run["seconds"]
+    seed_everything(training["seed"])
+    trainer = Trainer(model, train, val, TrainConfig(**training))
     start = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - start
@@ -142,7 +149,7 @@ def _train(spec: dict, train_on: str):
     cache.mkdir(parents=True, exist_ok=True)
     write_atomic(cache / "model.safetensors", save({k: v.detach().contiguous() for k, v in model.state_dict().items()}))
     write_atomic(cache / "run.json", json.dumps({"history": history, "seconds": seconds}).encode())
-    return model.eval(), tokenizer, history, seconds, train, val
+    return model.eval(), history, seconds
 
 
 def build_chat(name: str, spec: dict) -> dict:

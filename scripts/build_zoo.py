@@ -84,6 +84,24 @@ ZOO: dict[str, dict] = {
         # evaluated on the card (twice the build time); notebook 08 makes this comparison live at a smaller budget
         "compare_train_on_all": False,
     },
+    "bpe-tool-chat-shakespeare": {
+        "description": (
+            "The chat model taught to use a calculator: bpe-chat-shakespeare fine-tuned further (loss on the "
+            "assistant's turns, never on the calculator's results) on arithmetic questions answered with a "
+            "call, ordering dialogues whose total is a call, notebook 08's instruction conversations, and "
+            "questions about which play a character speaks in (some names made up, answered 'No play has "
+            "that character.'). The tool markers <|calc|>, <|/calc|>, <|result|>, <|/result|> are ids "
+            "1026-1029. Notebook 13 loads it; its card holds the with/without-tool table (against a twin "
+            "trained on the same data with every answer written out) and the hallucination figures."
+        ),
+        "architecture": "TransformerLM",
+        "base": "bpe-chat-shakespeare",
+        "tool": True,
+        "data": {"n_arithmetic": 6000, "n_orders": 6000, "n_instructions": 5000, "n_facts": 6000, "seed": 0},
+        "training": {"steps": 1200, "batch_size": 32, "seq_len": 256, "lr": 0.002, "warmup": 0.05,
+                     "weight_decay": 0.0, "clip": 1.0, "schedule": "cosine", "seed": 0, "eval_every": 100,
+                     "eval_tokens": 8192},
+    },
 }
 
 
@@ -116,6 +134,10 @@ def _model_config(spec: dict, vocab_size: int) -> dict:
 
 def build(name: str) -> dict:
     spec = ZOO[name]
+    if spec.get("tool"):
+        from build_tool_model import build_tool
+
+        return build_tool(name, spec)
     if "base" in spec:
         from build_chat_model import build_chat
 

@@ -88,3 +88,31 @@ def test_bad_input_is_refused():
         ev.fit_temperature(torch.zeros(3, 2), [0, 1, 2])
     with pytest.raises(ArgumentError, match="temperature"):
         ev.confidences(torch.zeros(3, 2), temperature=0)
+
+
+def test_accuracy_coverage_by_hand():
+    # sorted by confidence: 0.9 right, 0.8 wrong, 0.8 right (a tie: answered together), 0.3 wrong
+    thresholds, coverage, acc = ev.accuracy_coverage([0.8, 0.3, 0.9, 0.8], [0, 0, 1, 1])
+    assert thresholds == [0.9, 0.8, 0.3]
+    assert coverage == [0.25, 0.75, 1.0]
+    assert acc == pytest.approx([1.0, 2 / 3, 0.5])
+    with pytest.raises(ArgumentError, match="confidences"):
+        ev.accuracy_coverage([1.5], [1])
+
+
+def test_prediction_logits_are_the_models_at_the_targets_only():
+    from llmcourse.lm import IGNORE_INDEX, MaskedExamples
+    from llmcourse.transformer import TransformerConfig, TransformerLM
+
+    torch.manual_seed(0)
+    model = TransformerLM(TransformerConfig.llama(11, 16, n_layer=1, n_head=2, n_embd=16))
+    a = (torch.tensor([1, 2, 3, 4]), torch.tensor([IGNORE_INDEX, 3, 4, 5]))
+    b = (torch.tensor([6, 7]), torch.tensor([7, IGNORE_INDEX]))
+    logits, labels = ev.prediction_logits(model, MaskedExamples([a, b]))
+    assert labels.tolist() == [3, 4, 5, 7]
+    with torch.no_grad():
+        alone_a, alone_b = model(a[0][None])[0][0], model(b[0][None])[0][0]
+    torch.testing.assert_close(logits, torch.stack([alone_a[1], alone_a[2], alone_a[3], alone_b[0]]))
+    assert ev.prediction_logits(model, MaskedExamples([a, b]), max_targets=2)[1].tolist() == [3, 4]
+    with pytest.raises(ArgumentError, match="examples"):
+        ev.prediction_logits(model, [a])

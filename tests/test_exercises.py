@@ -335,3 +335,94 @@ def test_notebook_12_checkers_accept_right_answers_and_name_the_mistakes():
     assert "'.'" in check("12.3", 30, quiet=True).message
     assert check("12.4", "b", quiet=True)
     assert not check("12.4", "a", quiet=True)
+
+
+CALCULATE_SOLUTION = '''
+def calculate(expression):
+    pos = 0
+
+    def peek():
+        nonlocal pos
+        while pos < len(expression) and expression[pos] == " ":
+            pos += 1
+        return expression[pos] if pos < len(expression) else ""
+
+    def number():
+        nonlocal pos
+        start = pos
+        while pos < len(expression) and (expression[pos].isdigit() or expression[pos] == "."):
+            pos += 1
+        text = expression[start:pos]
+        if not text or text.count(".") > 1 or text == ".":
+            raise ValueError(f"expected a number at position {start}")
+        return float(text)
+
+    def factor():
+        nonlocal pos
+        c = peek()
+        if c == "-":
+            pos += 1
+            return -factor()
+        if c == "(":
+            pos += 1
+            value = expr()
+            if peek() != ")":
+                raise ValueError("expected ')'")
+            pos += 1
+            return value
+        return number()
+
+    def term():
+        nonlocal pos
+        value = factor()
+        while peek() in ("*", "/") and peek():
+            op = peek()
+            pos += 1
+            right = factor()
+            if op == "/" and right == 0:
+                raise ValueError("division by zero")
+            value = value * right if op == "*" else value / right
+        return value
+
+    def expr():
+        nonlocal pos
+        value = term()
+        while peek() in ("+", "-") and peek():
+            op = peek()
+            pos += 1
+            value = value + term() if op == "+" else value - term()
+        return value
+
+    if not peek():
+        raise ValueError("empty")
+    value = expr()
+    if peek():
+        raise ValueError(f"unexpected {peek()!r}")
+    return value
+'''
+
+
+def test_notebook_13_checkers_accept_right_answers_and_name_the_mistakes():
+    import math
+
+    scope = {}
+    exec(CALCULATE_SOLUTION, scope)                # the solutions notebook's code, checked here too
+    calculate = scope["calculate"]
+    assert check("13.1", calculate, quiet=True)
+    assert "eval" in check("13.1", lambda e: eval(e), quiet=True).message          # noqa: S307 -- the mistake shown
+    assert "ZeroDivisionError" in check("13.1", lambda e: 1 / 0 if "/0" in e else calculate(e), quiet=True).message
+
+    def ece(confidences, correct, n_bins=10):
+        bins = {}
+        for c, r in zip(confidences, correct):
+            bins.setdefault(max(math.ceil(c * n_bins) - 1, 0), []).append((c, r))
+        n = len(confidences)
+        return sum(len(b) / n * abs(sum(r for _, r in b) / len(b) - sum(c for c, _ in b) / len(b)) for b in bins.values())
+
+    assert check("13.2", ece, quiet=True)
+    assert not check("13.2", lambda conf, correct, n_bins=10: abs(sum(correct) / len(correct) - sum(conf) / len(conf)),
+                     quiet=True)
+    assert check("13.3", 0.5333, quiet=True)
+    assert "replacement" in check("13.3", 0.51, quiet=True).message
+    assert check("13.4", "b", quiet=True)
+    assert not check("13.4", "c", quiet=True)
