@@ -179,12 +179,14 @@ def _tool_ids(tokenizer) -> dict[str, int]:
 
 
 def respond_with_tool(model, tokenizer, messages, *, max_new_tokens: int = 48, max_calls: int = 2,
-                      tool: Callable[[str], str] = calculator) -> tuple[str, list[tuple[str, str]]]:
-    """The assistant's next turn with the calculator: greedy generation that stops when the model writes
+                      tool: Callable[[str], str] = calculator, temperature: float = 0.0,
+                      generator=None) -> tuple[str, list[tuple[str, str]]]:
+    """The assistant's next turn with the calculator: generation that stops when the model writes
     ``<|im_end|>`` or closes a call; after a call :func:`run_with_tool` hands the expression to ``tool``
     and appends the result block, whose ids are put after the model's own, and generation resumes.
     ``max_new_tokens`` counts the model's tokens, not the inserted ones. ``max_calls=0`` is the model
-    without its tool: generation stops where it closes its first call. Returns ``(reply, calls)``: the
+    without its tool: generation stops where it closes its first call. ``temperature`` and ``generator``
+    are :func:`llmcourse.generation.generate`'s (0, the default, is greedy). Returns ``(reply, calls)``: the
     reply's text with its markup (:func:`visible` for what a user reads) and the ``(expression, result)``
     pairs."""
     import torch
@@ -208,7 +210,8 @@ def respond_with_tool(model, tokenizer, messages, *, max_new_tokens: int = 48, m
         if room <= 0:
             known[0] = text
             return ""
-        out = generate(model, torch.tensor(ids), room, temperature=0.0, stop_ids=[end, call_end]).tolist()
+        out = generate(model, torch.tensor(ids), room, temperature=temperature, stop_ids=[end, call_end],
+                       generator=generator).tolist()
         budget[0] -= len(out)
         ids.extend(out)
         piece = tokenizer.decode(out[:-1] if out and out[-1] == end else out)

@@ -102,6 +102,24 @@ ZOO: dict[str, dict] = {
                      "weight_decay": 0.0, "clip": 1.0, "schedule": "cosine", "seed": 0, "eval_every": 100,
                      "eval_tokens": 8192},
     },
+    "bpe-capstone-shakespeare": {
+        "description": (
+            "The capstone's chat model, made from raw text by llmcourse.pipeline in one go: a BPE tokenizer "
+            "trained on the plays, a LLaMA-style Transformer pretrained on them, SFT on the tool-use mixture "
+            "(the calculator, ordering-bot dialogues, instructions, play questions) with the chat and tool "
+            "tokens added, and one epoch of DPO on notebook 09's preferences. The card holds every stage's "
+            "settings and the report card of the base, SFT and DPO models. Notebook 14 loads it."
+        ),
+        "architecture": "TransformerLM",
+        "pipeline": True,
+        "stages": {"tokenizer": {"vocab_size": 1024},
+                   "pretrain": {"steps": 2400, "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 128,
+                                "batch_size": 32, "lr": 0.005, "seed": 0},
+                   "sft": {"steps": 2000, "batch_size": 32, "lr": 0.003, "block_size": 256, "n_arithmetic": 6000,
+                           "n_orders": 12000, "n_instructions": 12000, "n_facts": 6000, "seed": 0},
+                   "prefer": {"beta": 0.1, "epochs": 1, "batch_size": 32, "lr": 3e-5, "seed": 0}},
+        "report": {"n": 100, "n_chars": 50000, "seed": 5000},
+    },
 }
 
 
@@ -134,6 +152,10 @@ def _model_config(spec: dict, vocab_size: int) -> dict:
 
 def build(name: str) -> dict:
     spec = ZOO[name]
+    if spec.get("pipeline"):
+        from build_capstone import build_capstone
+
+        return build_capstone(name, spec)
     if spec.get("tool"):
         from build_tool_model import build_tool
 

@@ -56,4 +56,4 @@ def test_the_docs_command_writes_both_files(tmp_path):
     assert [p.name for p in paths] == ["GLOSSARY.md", "SYLLABUS.md"]
     assert paths[0].read_text(encoding="utf-8") == course.glossary_markdown()
     assert "### 12 · [Chain of thought]" in paths[1].read_text(encoding="utf-8")
-    assert "### 14 · Capstone *(coming)*" in paths[1].read_text(encoding="utf-8")
+    assert "### 14 · [Capstone](notebooks/14_capstone.ipynb)" in paths[1].read_text(encoding="utf-8")

@@ -426,3 +426,17 @@ def test_notebook_13_checkers_accept_right_answers_and_name_the_mistakes():
     assert "replacement" in check("13.3", 0.51, quiet=True).message
     assert check("13.4", "b", quiet=True)
     assert not check("13.4", "c", quiet=True)
+
+
+def test_notebook_14_checkers_accept_right_answers_and_name_the_mistakes():
+    from llmcourse import zoo
+
+    pre = zoo.card("bpe-capstone-shakespeare")["stages"]["pretrain"]
+    s = pre["settings"]
+    tokens = s["steps"] * s["batch_size"] * s["block_size"]
+    assert check("14.1", 6 * pre["parameters"] * tokens, quiet=True)
+    assert "backward" in check("14.1", 2 * pre["parameters"] * tokens, quiet=True).message
+    assert "batch size" in check("14.1", 6 * pre["parameters"] * tokens / 32, quiet=True).message
+    for number in ("14.2", "14.3", "14.4"):
+        assert check(number, "b", quiet=True)
+        assert not check(number, "a", quiet=True)
