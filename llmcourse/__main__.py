@@ -1,6 +1,7 @@
 """Command line: ``python -m llmcourse COMMAND``. ``--help`` on any command says what it takes.
 
 * ``doctor``: is this machine ready for the course; ``docs``: write GLOSSARY.md and SYLLABUS.md;
+  ``progress``: the exercises you have solved;
 * the pipeline of :mod:`llmcourse.pipeline`, raw text to a chat model: ``tokenizer``, ``pretrain``,
   ``sft``, ``prefer`` (DPO), each writing a stage folder (resumable: run it again to continue);
 * ``chat MODEL``: a terminal chat with a stage folder or a zoo chat model, with the calculator;
@@ -21,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("doctor", help="check that this machine is ready for the course")
     sub.add_parser("docs", help="write GLOSSARY.md and SYLLABUS.md from the notebooks")
+    sub.add_parser("progress", help="which exercises you have solved, notebook by notebook")
 
     p = sub.add_parser("tokenizer", help="stage 1: train a byte-level BPE tokenizer on the plays")
     p.add_argument("out", help="the stage folder to write")
@@ -83,6 +85,11 @@ def _run(args) -> int:
         from llmcourse.doctor import main as doctor
 
         return doctor()
+    if args.command == "progress":
+        from llmcourse.exercises import progress_text
+
+        print(progress_text())
+        return 0
     if args.command == "docs":
         from llmcourse.course import write_docs
 

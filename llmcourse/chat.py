@@ -65,6 +65,7 @@ __all__ = [
     "respond",
     "sft_example",
     "sft_examples",
+    "special_ids",
 ]
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
@@ -160,12 +161,17 @@ def render_text(messages, *, add_generation_prompt: bool = False) -> str:
     return "".join(p for p, _ in _pieces(messages, add_generation_prompt))
 
 
-def _chat_ids(tokenizer) -> dict[str, int]:
+def special_ids(tokenizer, tokens, what: str, how: str) -> dict[str, int]:
+    """``{token: id}`` for ``tokens`` in ``tokenizer``, or an error naming ``what`` is missing and ``how`` to
+    add it."""
     specials = getattr(tokenizer, "special_tokens", None)
-    if not isinstance(specials, dict) or any(t not in specials for t in CHAT_TOKENS):
-        raise fail("tokenizer", f"a course tokenizer with the chat tokens {list(CHAT_TOKENS)} "
-                                f"(add them with add_chat_tokens(tokenizer))", tokenizer)
-    return {t: specials[t] for t in CHAT_TOKENS}
+    if not isinstance(specials, dict) or any(t not in specials for t in tokens):
+        raise fail("tokenizer", f"a course tokenizer with the {what} {list(tokens)} (add them with {how})", tokenizer)
+    return {t: specials[t] for t in tokens}
+
+
+def _chat_ids(tokenizer) -> dict[str, int]:
+    return special_ids(tokenizer, CHAT_TOKENS, "chat tokens", "add_chat_tokens(tokenizer)")
 
 
 def render(tokenizer, messages, *, add_generation_prompt: bool = False) -> tuple[list[int], list[int]]:

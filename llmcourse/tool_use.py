@@ -171,11 +171,7 @@ def add_tool_tokens(tokenizer):
 
 
 def _tool_ids(tokenizer) -> dict[str, int]:
-    specials = getattr(tokenizer, "special_tokens", None)
-    if not isinstance(specials, dict) or any(t not in specials for t in TOOL_TOKENS):
-        raise fail("tokenizer", f"a chat tokenizer with the tool tokens {list(TOOL_TOKENS)} (add them with "
-                                f"tool_use.add_tool_tokens(tokenizer))", tokenizer)
-    return {t: specials[t] for t in TOOL_TOKENS}
+    return chat.special_ids(tokenizer, TOOL_TOKENS, "tool tokens", "tool_use.add_tool_tokens(tokenizer)")
 
 
 def respond_with_tool(model, tokenizer, messages, *, max_new_tokens: int = 48, max_calls: int = 2,

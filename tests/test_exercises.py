@@ -440,3 +440,25 @@ def test_notebook_14_checkers_accept_right_answers_and_name_the_mistakes():
     for number in ("14.2", "14.3", "14.4"):
         assert check(number, "b", quiet=True)
         assert not check(number, "a", quiet=True)
+
+
+def test_progress_keeps_the_best_status_per_exercise_and_counts_by_notebook(tmp_path, monkeypatch, capsys):
+    from llmcourse import exercises
+
+    monkeypatch.setenv("LLMCOURSE_PROGRESS", str(tmp_path / "p.json"))
+    monkeypatch.delenv("CI", raising=False)
+    check("13.3", 0.5333)                              # solved
+    check("13.3", 0.1)                                 # a later wrong try does not unsolve it
+    check("13.4", "a")                                 # tried
+    check("13.1", None)                                # not attempted: not counted as tried
+    check("13.2", lambda c, r, n_bins=10: 0.0, quiet=True)   # quiet checks (tests) are not recorded
+    report = exercises.progress()
+    assert report["13"] == {"exercises": 4, "solved": 1, "tried": 2} and report["12"]["solved"] == 0
+    assert "all" in exercises.progress_text() and str(tmp_path / "p.json") in exercises.progress_text()
+    (tmp_path / "p.json").write_text("{ not json")      # a damaged file is started over
+    assert exercises.progress()["13"]["solved"] == 0
+    check("13.3", 0.5333)
+    assert exercises.progress()["13"]["solved"] == 1
+    monkeypatch.setenv("CI", "true")                   # CI runs the solutions: not a learner's progress
+    check("13.4", "b")
+    assert exercises.progress()["13"]["solved"] == 1

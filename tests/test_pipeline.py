@@ -125,7 +125,7 @@ def test_every_subcommand_runs_from_the_command_line(chain, tmp_path, capsys):
     assert [r["stage"] for r in json.loads((tmp_path / "r.json").read_text())["stages"]] == ["pretrain", "sft", "prefer"]
 
 
-@pytest.mark.parametrize("command", ["tokenizer", "pretrain", "sft", "prefer", "chat", "eval", "doctor", "docs"])
+@pytest.mark.parametrize("command", ["tokenizer", "pretrain", "sft", "prefer", "chat", "eval", "doctor", "docs", "progress"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])

@@ -13,6 +13,10 @@ solutions (``notebooks/solutions/``) can ``assert check(...)`` and CI proves eve
 
 A notebook's checkers live in ``llmcourse/exercises/nbNN.py`` and register themselves with
 :func:`exercise`; they are imported on first use of an id that starts with ``"NN."``.
+
+**Progress.** Every ``check`` a learner runs (not a ``quiet`` one, and not under CI) is recorded in a small
+JSON file, ``~/.llmcourse/progress.json`` (or ``$LLMCOURSE_PROGRESS``): an exercise once solved stays
+solved. :func:`progress` reads it back notebook by notebook, and ``python -m llmcourse progress`` prints it.
 """
 
 from __future__ import annotations
@@ -134,7 +138,82 @@ def check(exercise: str, answer: Any, *, quiet: bool = False) -> Feedback:
             fb = Feedback(ex.id, "incorrect", f"{wrong}{more}")
     if not quiet:
         print(fb)
+        _record(fb)
     return fb
+
+
+def progress_path():
+    """Where progress is kept: ``$LLMCOURSE_PROGRESS`` if set, else ``~/.llmcourse/progress.json``."""
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("LLMCOURSE_PROGRESS") or Path.home() / ".llmcourse" / "progress.json")
+
+
+def _read_progress() -> dict:
+    import json
+
+    path = progress_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}                       # a damaged file is started over, never an error in a notebook
+    return data if isinstance(data, dict) else {}
+
+
+def _record(fb: Feedback) -> None:
+    """Remember a learner's check: the best status so far (correct > incorrect > not attempted)."""
+    import json
+    import os
+    import time
+
+    if os.environ.get("CI"):
+        return
+    rank = {"not attempted": 0, "incorrect": 1, "correct": 2}
+    data = _read_progress()
+    old = data.get(fb.exercise, {})
+    if rank.get(old.get("status"), -1) > rank[fb.status]:
+        return
+    data[fb.exercise] = {"status": fb.status, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    try:
+        from llmcourse.files import write_atomic_text
+
+        path = progress_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass                            # a read-only home must not break the notebook
+
+
+def progress() -> dict[str, dict[str, int]]:
+    """Per notebook (``"00"``, ``"01"``, ...): how many exercises it has, and how many the learner has solved
+    or tried (from the progress file)."""
+    import pkgutil
+
+    import llmcourse.exercises as package
+
+    data = _read_progress()
+    out = {}
+    for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name.startswith("nb")):
+        ids = [e.id for e in list_exercises(module[2:])]
+        statuses = [data.get(i, {}).get("status") for i in ids]
+        out[module[2:]] = {"exercises": len(ids), "solved": statuses.count("correct"),
+                           "tried": sum(s in ("correct", "incorrect") for s in statuses)}
+    return out
+
+
+def progress_text() -> str:
+    """:func:`progress` as a table, with a total."""
+    rows = progress()
+    lines = [f"{'notebook':<10}{'solved':>8}{'tried':>7}{'of':>5}", "-" * 30]
+    for nb, r in rows.items():
+        lines.append(f"{nb:<10}{r['solved']:>8}{r['tried']:>7}{r['exercises']:>5}")
+    total = {k: sum(r[k] for r in rows.values()) for k in ("solved", "tried", "exercises")}
+    lines += ["-" * 30, f"{'all':<10}{total['solved']:>8}{total['tried']:>7}{total['exercises']:>5}",
+              f"(kept in {progress_path()})"]
+    return "\n".join(lines)
 
 
 def hint(exercise: str) -> str:
