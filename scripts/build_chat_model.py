@@ -175,20 +175,31 @@ def build_chat(name: str, spec: dict) -> dict:
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     write_atomic(weights, save(state, metadata={"name": name}))
-    card = {
+    data = {**spec["data"], "made_by": "llmcourse.instructions.sft_mixture" + (" and n_text windows of the plays (replay)" if d_text else ""),
+            "train_examples": len(train), "train_tokens": train.n_tokens, "train_targets": train.n_targets,
+            "validation": "200 instruction conversations (validation split) + 100 ordering dialogues, "
+                          "assistant-only loss"}
+    evaluation = {"base_prompted": evaluate_base(base, base_tokenizer), **runs,
+                  "n_instructions_eval": N_INSTRUCTIONS_EVAL, "n_orders_eval": N_ORDERS_EVAL}
+    card = finetuned_card(name, spec, model, tokenizer, tok_path,
+                          f"{spec['base']}'s tokenizer with llmcourse.chat.add_chat_tokens", base_info, data, weights,
+                          seconds, history, evaluation)
+    write_atomic(out / f"{name}.json", (json.dumps(card, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+    return card
+
+
+def finetuned_card(name: str, spec: dict, model, tokenizer, tok_path: Path, trained_on: str, base_info: dict,
+                   data: dict, weights: Path, seconds: float, history: dict, evaluation: dict) -> dict:
+    """The zoo card of a model fine-tuned from another zoo model (the chat and the tool models)."""
+    return {
         "name": name,
         "description": spec["description"],
         "architecture": "TransformerLM",
         "config": model.config.as_dict(),
         "tokenizer": {"kind": "bpe", "file": tok_path.name, "sha256": sha256_file(tok_path),
-                      "vocab_size": tokenizer.vocab_size,
-                      "trained_on": f"{spec['base']}'s tokenizer with llmcourse.chat.add_chat_tokens"},
+                      "vocab_size": tokenizer.vocab_size, "trained_on": trained_on},
         "base": {"name": spec["base"], "sha256": base_info["sha256"]},
-        "data": {**spec["data"], "made_by": "llmcourse.instructions.sft_mixture" + (" and n_text windows of the plays (replay)" if d_text else ""),
-                 "train_examples": len(train),
-                 "train_tokens": train.n_tokens, "train_targets": train.n_targets,
-                 "validation": "200 instruction conversations (validation split) + 100 ordering dialogues, "
-                               "assistant-only loss"},
+        "data": data,
         "training": TrainConfig(**spec["training"]).as_dict(),
         "command": f"python scripts/build_zoo.py {name}",
         "file": weights.name,
@@ -200,9 +211,6 @@ def build_chat(name: str, spec: dict) -> dict:
                        "threads": torch.get_num_threads(), "machine": platform.machine()},
         # Shakespeare validation, as for the other zoo models (SFT costs some of it: compare the base's card)
         "metrics": _shakespeare_loss(model, tokenizer),
-        "evaluation": {"base_prompted": evaluate_base(base, base_tokenizer), **runs,
-                       "n_instructions_eval": N_INSTRUCTIONS_EVAL, "n_orders_eval": N_ORDERS_EVAL},
+        "evaluation": evaluation,
         "history": history,
     }
-    write_atomic(out / f"{name}.json", (json.dumps(card, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
-    return card

@@ -26,17 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import tempfile
 from pathlib import Path
 
-import torch
-
-from build_chat_model import _shakespeare_loss, train_cached
+from build_chat_model import finetuned_card, train_cached
 from llmcourse import chat, facts, instructions, ordering, tool_use, tools, zoo
-from llmcourse.datasets import sha256_file, write_atomic
+from llmcourse.datasets import write_atomic
 from llmcourse.lm import masked_loss
-from llmcourse.training import TrainConfig
 
 N_EVAL = 100          # questions per row of the arithmetic table, dialogues per pool
 N_FACTS = 200         # play questions per kind
@@ -116,30 +112,11 @@ def build_tool(name: str, spec: dict) -> dict:
 
     write_atomic(weights, save({k: v.detach().contiguous() for k, v in model.state_dict().items()},
                                metadata={"name": name}))
-    card = {
-        "name": name,
-        "description": spec["description"],
-        "architecture": "TransformerLM",
-        "config": model.config.as_dict(),
-        "tokenizer": {"kind": "bpe", "file": tok_path.name, "sha256": sha256_file(tok_path),
-                      "vocab_size": tokenizer.vocab_size,
-                      "trained_on": f"{spec['base']}'s tokenizer with llmcourse.tool_use.add_tool_tokens"},
-        "base": {"name": spec["base"], "sha256": base_info["sha256"]},
-        "data": {**spec["data"], "made_by": "llmcourse.tool_use.tool_mixture", "train_examples": len(train),
-                 "train_tokens": train.n_tokens, "train_targets": train.n_targets,
-                 "validation": "tool_mixture(100, 100, 100, 100, seed=seed + 1), assistant-only loss"},
-        "training": TrainConfig(**spec["training"]).as_dict(),
-        "command": f"python scripts/build_zoo.py {name}",
-        "file": weights.name,
-        "sha256": sha256_file(weights),
-        "parameters": model.num_parameters(),
-        "train_seconds": round(seconds, 1),
-        "tokens_per_second": history.pop("tokens_per_second"),
-        "built_with": {"torch": torch.__version__, "python": platform.python_version(),
-                       "threads": torch.get_num_threads(), "machine": platform.machine()},
-        "metrics": _shakespeare_loss(model, tokenizer),
-        "evaluation": evaluation,
-        "history": history,
-    }
+    data = {**spec["data"], "made_by": "llmcourse.tool_use.tool_mixture", "train_examples": len(train),
+            "train_tokens": train.n_tokens, "train_targets": train.n_targets,
+            "validation": "tool_mixture(100, 100, 100, 100, seed=seed + 1), assistant-only loss"}
+    card = finetuned_card(name, spec, model, tokenizer, tok_path,
+                          f"{spec['base']}'s tokenizer with llmcourse.tool_use.add_tool_tokens", base_info, data,
+                          weights, seconds, history, evaluation)
     write_atomic(out / f"{name}.json", (json.dumps(card, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     return card
