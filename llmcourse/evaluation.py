@@ -30,7 +30,7 @@ from llmcourse.checks import ArgumentError, check_int, check_number, check_str, 
 
 __all__ = ["accuracy", "accuracy_coverage", "bits_per_byte", "bits_per_character", "confidences", "exact_match",
            "expected_calibration_error", "fit_temperature", "normalise_answer", "pass_at_k", "perplexity",
-           "prediction_logits", "reliability_bins", "token_f1"]
+           "prediction_logits", "reliability_bins", "text_loss", "token_f1"]
 
 
 def perplexity(total_nats: float, n_tokens: int) -> float:
@@ -44,6 +44,22 @@ def bits_per_byte(total_nats: float, n_bytes: int) -> float:
     independent of the tokenizer."""
     n_bytes = check_int("n_bytes", n_bytes, minimum=1)
     return check_number("total_nats", total_nats, minimum=0.0) / (n_bytes * math.log(2))
+
+
+def text_loss(model, tokenizer, text: str, ids=None) -> dict[str, float]:
+    """A language model's loss on ``text`` in its own tokenizer (:func:`llmcourse.lm.evaluate`: every token
+    after the first), as ``{"loss_nats", "n_tokens", "bits_per_byte"}``: :func:`bits_per_byte` over the UTF-8
+    bytes those tokens spell. ``ids``: the text's ids, if already encoded."""
+    from llmcourse.lm import evaluate
+
+    text = check_str("text", text)
+    ids = tokenizer.encode(text) if ids is None else ids
+    if len(ids) < 2:
+        raise fail("text", "a text of at least two tokens", text)
+    m = evaluate(model, ids)
+    n_bytes = len(text.encode("utf-8")) - len(tokenizer.decode([int(i) for i in ids[:1]]).encode("utf-8"))
+    return {"loss_nats": m["loss_nats"], "n_tokens": m["n_tokens"],
+            "bits_per_byte": bits_per_byte(m["loss_nats"] * m["n_tokens"], n_bytes)}
 
 
 def bits_per_character(total_nats: float, n_characters: int) -> float:

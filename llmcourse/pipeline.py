@@ -34,7 +34,7 @@ import torch
 
 from llmcourse.checks import ArgumentError, check_int, check_number, fail
 
-__all__ = ["STAGES", "chat_session", "load", "prefer", "pretrain", "sft", "tokenizer"]
+__all__ = ["STAGES", "chat_session", "fitting_examples", "load", "prefer", "pretrain", "sft", "tokenizer"]
 
 #: The stages, in order, with the stage each starts from.
 STAGES = {"tokenizer": None, "pretrain": "tokenizer", "sft": "pretrain", "prefer": "sft"}
@@ -191,7 +191,6 @@ def pretrain(out, tokenizer_dir, *, steps: int = 2400, n_layer: int = 4, n_head:
     done); running it again resumes. Returns the card (``{"stage": "pretrain", "status": "stopped", ...}``
     if stopped early)."""
     from llmcourse.datasets import load_shakespeare
-    from llmcourse.lm import evaluate
     from llmcourse.notebook import seed_everything
     from llmcourse.tokenization import BPETokenizer
     from llmcourse.training import TrainConfig
@@ -222,15 +221,14 @@ def pretrain(out, tokenizer_dir, *, steps: int = 2400, n_layer: int = 4, n_head:
                                         until_step=until_step, show_progress=show_progress)
     if not finished:
         return {"stage": "pretrain", "status": "stopped", "step": trainer.step, "settings": settings}
-    metrics = evaluate(model, val_ids)
-    from llmcourse.evaluation import bits_per_byte
+    from llmcourse.evaluation import text_loss
 
-    n_bytes = len(val_text.encode("utf-8")) - len(tok.decode(val_ids[:1].tolist()).encode("utf-8"))
+    metrics = text_loss(model, tok, val_text, val_ids)
     card = {"stage": "pretrain", "settings": settings, "from": {"tokenizer_sha256": source["tokenizer_sha256"]},
             "config": model.config.as_dict(), "training": config.as_dict(), "parameters": model.num_parameters(),
             "seconds": round(seconds, 1), "built_with": _environment(), "history": _history(trainer),
             "metrics": {"val_loss_nats": round(metrics["loss_nats"], 6),
-                        "val_bits_per_byte": round(bits_per_byte(metrics["loss_nats"] * metrics["n_tokens"], n_bytes), 6)}}
+                        "val_bits_per_byte": round(metrics["bits_per_byte"], 6)}}
     card["sha256"] = _save_weights(out, model)
     (out / CHECKPOINT).unlink(missing_ok=True)
     return _write_card(out, card)
@@ -267,9 +265,10 @@ def sft(out, base_dir, *, steps: int = 2000, batch_size: int = 32, lr: float = 3
     tok = tool_use.add_tool_tokens(chat.add_chat_tokens(base_tok))
     tok.save(out / TOKENIZER)
     model = chat.grow_for_chat(base, tok.vocab_size, block_size)
-    train, dropped = _fitting(chat.sft_examples(tok, tool_use.tool_mixture(n_arithmetic, n_orders, n_instructions,
-                                                                          n_facts, seed=seed)), block_size)
-    val, _ = _fitting(chat.sft_examples(tok, tool_use.tool_mixture(100, 100, 100, 100, seed=seed + 1)), block_size)
+    mixture = tool_use.tool_mixture(n_arithmetic, n_orders, n_instructions, n_facts, seed=seed)
+    train, dropped = fitting_examples(chat.sft_examples(tok, mixture), block_size)
+    val, _ = fitting_examples(chat.sft_examples(tok, tool_use.tool_mixture(100, 100, 100, 100, seed=seed + 1)),
+                              block_size)
     seed_everything(seed)
     config = TrainConfig(steps=steps, batch_size=batch_size, seq_len=block_size, lr=lr, warmup=0.05, clip=1.0,
                          schedule="cosine", seed=seed, eval_every=max(1, steps // 20), eval_tokens=8192)
@@ -287,7 +286,7 @@ def sft(out, base_dir, *, steps: int = 2000, batch_size: int = 32, lr: float = 3
     return _write_card(out, card)
 
 
-def _fitting(examples, block_size: int):
+def fitting_examples(examples, block_size: int):
     """The examples that fit a ``block_size`` context, and how many did not (a tokenizer trained on little
     text writes longer conversations; they are left out rather than cut)."""
     from llmcourse.lm import MaskedExamples
@@ -419,13 +418,8 @@ def chat_session(model, *, input_lines=None, write=print, system: str | None = N
             write(f"(that message is too long for the model's {model.context_size}-token context)")
             history = []
             continue
-        if has_tool:
-            reply, calls = tool_use.respond_with_tool(model, tok, head + history, max_new_tokens=max_new_tokens,
-                                                      max_calls=2 if tool else 0, temperature=temperature,
-                                                      generator=generator)
-        else:
-            reply, calls = chat.respond(model, tok, head + history, max_new_tokens=max_new_tokens,
-                                        temperature=temperature, generator=generator), []
+        reply, calls = tool_use.answer(model, tok, head + history, tool=tool, max_new_tokens=max_new_tokens,
+                                       temperature=temperature, generator=generator)
         shown = tools.visible(reply).strip() or "..."
         for expression, result in calls:
             write(f"  [calculator: {expression} = {result}]")

@@ -30,18 +30,6 @@ COLUMNS = {"bits_per_byte": "bits/byte", "instructions": "instructions", "order_
            "arithmetic_tool": "arithmetic+tool", "ece": "ECE", "hallucination": "hallucination", "kl": "KL to ref"}
 
 
-def _bits_per_byte(model, tok, n_chars: int) -> float:
-    from llmcourse.datasets import load_shakespeare
-    from llmcourse.evaluation import bits_per_byte
-    from llmcourse.lm import evaluate
-
-    text = load_shakespeare("validation")[:n_chars]
-    ids = tok.encode(text)
-    m = evaluate(model, ids)
-    n_bytes = len(text.encode("utf-8")) - len(tok.decode(list(ids[:1])).encode("utf-8"))
-    return bits_per_byte(m["loss_nats"] * m["n_tokens"], n_bytes)
-
-
 def _instructions(model, tok, chat_model: bool, n: int, seed: int) -> float:
     from llmcourse import chat, instructions
 
@@ -66,9 +54,9 @@ def _ece(model, tok, chat_model: bool, n: int, seed: int) -> float:
         held = ([instructions.conversation(e) for e in
                  instructions.instruction_examples(min(100, 10 * n), split="validation", seed=seed)]
                 + [d.messages for d in ordering.dialogues(min(60, 6 * n), pool="train", seed=seed)])
-        examples = chat.sft_examples(tok, held)
-        examples = MaskedExamples([(x, y) for x, y in zip(examples.inputs, examples.targets)
-                                   if len(x) <= model.context_size], pad_id=examples.pad_id)
+        from llmcourse.pipeline import fitting_examples
+
+        examples = fitting_examples(chat.sft_examples(tok, held), model.context_size)[0]
     else:
         from llmcourse.datasets import load_shakespeare
 
@@ -88,6 +76,8 @@ def report_card(folders, *, n: int = 100, n_chars: int = 50_000, seed: int = 500
     stage is not given)."""
     from llmcourse import alignment as al
     from llmcourse import facts, ordering, pipeline, tool_use
+    from llmcourse.datasets import load_shakespeare
+    from llmcourse.evaluation import text_loss
 
     if isinstance(folders, (str, bytes)) or not folders:
         raise fail("folders", "a non-empty list of stage folders", folders)
@@ -105,7 +95,7 @@ def report_card(folders, *, n: int = 100, n_chars: int = 50_000, seed: int = 500
     for folder, model, tok, card in loaded:
         chat_model = card["stage"] in ("sft", "prefer")
         row = {"stage": card["stage"], "folder": folder, **dict.fromkeys(COLUMNS)}
-        row["bits_per_byte"] = _bits_per_byte(model, tok, n_chars)
+        row["bits_per_byte"] = text_loss(model, tok, load_shakespeare("validation")[:n_chars])["bits_per_byte"]
         row["instructions"] = _instructions(model, tok, chat_model, n, seed)
         row["ece"] = _ece(model, tok, chat_model, n, seed)
         if chat_model:

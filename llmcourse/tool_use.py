@@ -221,15 +221,19 @@ def respond_with_tool(model, tokenizer, messages, *, max_new_tokens: int = 48, m
 # measuring
 
 
-def answer(model, tokenizer, messages, *, tool: bool = True, max_new_tokens: int = 48) -> tuple[str, list]:
-    """One greedy reply: ``(reply text with its markup, calls)``. With ``tool`` the calculator answers the
+def answer(model, tokenizer, messages, *, tool: bool = True, max_new_tokens: int = 48, temperature: float = 0.0,
+           generator=None) -> tuple[str, list]:
+    """One reply: ``(reply text with its markup, calls)``. With ``tool`` the calculator answers the
     model's calls (:func:`respond_with_tool`); without it generation stops where the model
     closes its first call (nothing answers it). A tokenizer without the tool tokens (a chat model never
-    taught the tool) is simply asked (:func:`llmcourse.chat.respond`)."""
+    taught the tool) is simply asked (:func:`llmcourse.chat.respond`). ``temperature`` and ``generator`` are
+    :func:`llmcourse.generation.generate`'s (0, the default, is greedy)."""
     tool = check_bool("tool", tool)
     if not all(t in getattr(tokenizer, "special_tokens", {}) for t in TOOL_TOKENS):
-        return chat.respond(model, tokenizer, messages, max_new_tokens=max_new_tokens), []
-    return respond_with_tool(model, tokenizer, messages, max_new_tokens=max_new_tokens, max_calls=2 if tool else 0)
+        return chat.respond(model, tokenizer, messages, max_new_tokens=max_new_tokens, temperature=temperature,
+                            generator=generator), []
+    return respond_with_tool(model, tokenizer, messages, max_new_tokens=max_new_tokens, max_calls=2 if tool else 0,
+                             temperature=temperature, generator=generator)
 
 
 def _call_fields(reply: str, calls: list) -> dict:

@@ -116,3 +116,23 @@ def test_prediction_logits_are_the_models_at_the_targets_only():
     assert ev.prediction_logits(model, MaskedExamples([a, b]), max_targets=2)[1].tolist() == [3, 4]
     with pytest.raises(ArgumentError, match="examples"):
         ev.prediction_logits(model, [a])
+
+
+def test_text_loss_is_bits_per_byte_of_the_tokens_after_the_first():
+    import math
+
+    from llmcourse import zoo
+    from llmcourse.lm import evaluate
+
+    model, card = zoo.load("bpe-transformer-shakespeare")
+    tok = zoo.tokenizer(card)
+    text = "ROMEO:\nBut, soft! what light through yonder window breaks? — It is the east."
+    got = ev.text_loss(model, tok, text)
+    ids = tok.encode(text)
+    m = evaluate(model, ids)
+    predicted_bytes = len(text.encode("utf-8")) - len(tok.decode(list(ids[:1])).encode("utf-8"))
+    assert got["loss_nats"] == m["loss_nats"] and got["n_tokens"] == len(ids) - 1
+    assert got["bits_per_byte"] == pytest.approx(m["loss_nats"] * (len(ids) - 1) / (predicted_bytes * math.log(2)))
+    assert ev.text_loss(model, tok, text, ids) == got
+    with pytest.raises(ArgumentError, match="text"):
+        ev.text_loss(model, tok, "R")
