@@ -18,6 +18,8 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@# the notebooks as shipped, for `python -m llmcourse restore` where the course is not a git checkout
+	@test -d $(VENV)/clean-notebooks || cp -R notebooks $(VENV)/clean-notebooks
 	@touch $(STAMP)
 
 lab: $(STAMP)               ## set up, then open the course in JupyterLab at notebook 00

@@ -1,7 +1,7 @@
 """Command line: ``python -m llmcourse COMMAND``. ``--help`` on any command says what it takes.
 
 * ``doctor``: is this machine ready for the course; ``docs``: write GLOSSARY.md and SYLLABUS.md;
-  ``progress``: the exercises you have solved;
+  ``progress``: the exercises you have solved; ``restore``: put a notebook back as the course ships it;
 * the pipeline of :mod:`llmcourse.pipeline`, raw text to a chat model: ``tokenizer``, ``pretrain``,
   ``sft``, ``prefer`` (DPO), each writing a stage folder (resumable: run it again to continue);
 * ``chat MODEL``: a terminal chat with a stage folder or a zoo chat model, with the calculator;
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check that this machine is ready for the course")
     sub.add_parser("docs", help="write GLOSSARY.md and SYLLABUS.md from the notebooks")
     sub.add_parser("progress", help="which exercises you have solved, notebook by notebook")
+    p = sub.add_parser("restore", help="put notebooks back as the course ships them (your version is backed up)")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="e.g. 05, 05_pretraining.ipynb, or 05s for its solutions")
+    p.add_argument("--list", action="store_true", help="only list the notebooks that differ from the course's copy")
 
     p = sub.add_parser("tokenizer", help="stage 1: train a byte-level BPE tokenizer on the plays")
     p.add_argument("out", help="the stage folder to write")
@@ -90,6 +94,8 @@ def _run(args) -> int:
 
         print(progress_text())
         return 0
+    if args.command == "restore":
+        return _restore(args)
     if args.command == "docs":
         from llmcourse.course import write_docs
 
@@ -135,8 +141,34 @@ def _run(args) -> int:
     return 0
 
 
+def _restore(args) -> int:
+    from llmcourse import restore
+
+    if args.list or not args.notebooks:
+        changed = restore.changed_notebooks()
+        for path in changed:
+            print(f"changed: {path.relative_to(restore.ROOT).as_posix()}")
+        if not changed:
+            print("every notebook is as the course ships it")
+        if not args.list:
+            print("restore one with: python -m llmcourse restore 05  (your version is backed up first)")
+        return 0
+    for name in args.notebooks:
+        try:
+            done = restore.restore(name)
+        except restore.RestoreError as e:
+            print(f"python -m llmcourse restore: {e}", file=sys.stderr)
+            return 1
+        where = Path(done["notebook"]).relative_to(restore.ROOT).as_posix()
+        if done["backup"] is None:
+            print(f"{where}: already as the course ships it ({done['source']})")
+        else:
+            print(f"{where}: restored from {done['source']}; your version is in {done['backup']}")
+    return 0
+
+
 #: The pipeline's argument names that the command line spells differently.
-_FLAGS = {"tokenizer_dir": "--tokenizer", "base_dir": "--base", "sft_dir": "--sft", "out": "OUT", "model": "MODEL",
+_FLAGS = {"notebook": "NOTEBOOK", "tokenizer_dir": "--tokenizer", "base_dir": "--base", "sft_dir": "--sft", "out": "OUT", "model": "MODEL",
           "folders": "FOLDER", "folder": "FOLDER"}
 
 

@@ -135,8 +135,98 @@ def next_link(number: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> str | None:
     return f"**Next:** [{nxt} · {title}]({file})"
 
 
+#: Reading rates behind a notebook's study time: words of text and lines of code a minute, and minutes an
+#: exercise takes. An estimate, stated with its rates so an instructor can redo it with their own.
+WORDS_PER_MINUTE, CODE_LINES_PER_MINUTE, MINUTES_PER_EXERCISE = 150, 10, 15
+TOC_HEADING = "### Contents"
+
+
+def _anchor(heading: str) -> str:
+    """The link to a heading as JupyterLab names it: its rendered text with spaces as ``-``."""
+    import re
+    from urllib.parse import quote
+
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # [text](url) renders as text
+    text = text.replace("`", "").replace("**", "").strip()
+    return "#" + quote(text.replace(" ", "-"), safe="-.,:;'!?/·⊃&=+@~")
+
+
+def study_minutes(path: Path) -> tuple[int, dict[str, int]]:
+    """A notebook's study time in minutes (reading its text and code, doing its exercises) and the counts
+    behind it, at the rates above; the contents cell itself is not counted."""
+    import json
+    import re
+
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    words = code = exercises = 0
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and not text.startswith(TOC_HEADING):
+            words += len(re.findall(r"\w+", text))
+        elif cell["cell_type"] == "code":
+            code += sum(1 for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
+            exercises += "check(" in text
+    minutes = words / WORDS_PER_MINUTE + code / CODE_LINES_PER_MINUTE + exercises * MINUTES_PER_EXERCISE
+    return round(minutes), {"words": words, "code_lines": code, "exercises": exercises}
+
+
+def _hours(minutes: int) -> str:
+    quarters = max(1, round(minutes / 15))
+    whole, part = divmod(quarters, 4)
+    frac = ["", "¼", "½", "¾"][part]
+    if whole == 0:
+        return f"{minutes} minutes"
+    return f"{whole}{frac} hour{'s' if quarters > 4 else ''}"
+
+
+def contents_markdown(path: Path) -> str:
+    """The contents cell of a notebook: its study time and a link to every ``##`` section."""
+    import json
+
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    minutes, n = study_minutes(path)
+    lines = [TOC_HEADING, "",
+             f"Study time: about {_hours(minutes)} ({n['words']:,} words of text at {WORDS_PER_MINUTE} a minute, "
+             f"{n['code_lines']:,} lines of code at {CODE_LINES_PER_MINUTE} a minute, {n['exercises']} exercises at "
+             f"{MINUTES_PER_EXERCISE} minutes each); the run time is above.", ""]
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        for line in "".join(cell["source"]).splitlines():
+            if line.startswith("## "):
+                title = line[3:].strip()
+                lines.append(f"- [{title}]({_anchor(title)})")
+    return "\n".join(lines)
+
+
+def write_contents(path: Path) -> bool:
+    """Put the contents cell right after a notebook's first cell (or bring it up to date); True if the
+    file changed. Only that markdown cell changes: outputs and execution counts are left as they are."""
+    import json
+
+    from llmcourse.files import write_atomic_text
+
+    path = Path(path)
+    raw = path.read_text(encoding="utf-8")
+    nb = json.loads(raw)
+    text = contents_markdown(path)
+    source = [line + "\n" for line in text.split("\n")]
+    source[-1] = source[-1].rstrip("\n")
+    cells = nb["cells"]
+    if len(cells) > 1 and cells[1]["cell_type"] == "markdown" and "".join(cells[1]["source"]).startswith(TOC_HEADING):
+        cells[1]["source"] = source
+    else:
+        cells.insert(1, {"cell_type": "markdown", "id": "contents", "metadata": {}, "source": source})
+    new = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"  # as nbformat writes it
+    if new == raw:
+        return False
+    write_atomic_text(path, new)
+    return True
+
+
 def write_docs(root: Path | None = None) -> list[Path]:
-    """Write GLOSSARY.md and SYLLABUS.md at the repository root; return their paths."""
+    """Write GLOSSARY.md and SYLLABUS.md at the repository root and bring every notebook's contents cell up
+    to date; return the paths written."""
     from llmcourse.files import write_atomic_text
 
     root = Path(root) if root is not None else NOTEBOOKS_DIR.parent
@@ -144,4 +234,7 @@ def write_docs(root: Path | None = None) -> list[Path]:
     for name, text in (("GLOSSARY.md", glossary_markdown()), ("SYLLABUS.md", syllabus_markdown())):
         write_atomic_text(root / name, text)
         out.append(root / name)
+    for _, file, _, _ in _existing(root / "notebooks"):
+        if write_contents(root / "notebooks" / file):
+            out.append(root / "notebooks" / file)
     return out

@@ -45,6 +45,10 @@ def run(path: Path, write: bool, timeout: int = 600) -> float:
     if write:
         nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
         nbformat.write(nb, path)
+        if path.parent.name == "notebooks":  # keep its contents cell (sections, study time) up to date
+            from llmcourse.course import write_contents
+
+            write_contents(path)
     return seconds
 
 
