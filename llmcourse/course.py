@@ -108,7 +108,9 @@ def syllabus_markdown(notebooks_dir: Path = NOTEBOOKS_DIR) -> str:
     lines = ["# Syllabus", "",
              "The course in order: what each notebook teaches, what it needs from the ones before, and how long it",
              "runs on a 2-core laptop. Generated from the notebooks by `python -m llmcourse docs`; do not edit by",
-             "hand. A term can take about one notebook a week, with the exercises as homework.", ""]
+             "hand. A term can take about one notebook a week, with the exercises as homework; each part also has",
+             "two open-ended projects in [PROJECTS.md](PROJECTS.md). Each notebook's study time is in its contents",
+             "cell.", ""]
     for number, file, title, builds in COURSE_MAP:
         if number in PARTS:
             lines += [f"## {PARTS[number]}", ""]
