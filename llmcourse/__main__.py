@@ -83,8 +83,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> int:
-    from llmcourse import pipeline
-
     if args.command == "doctor":
         from llmcourse.doctor import main as doctor
 
@@ -102,6 +100,8 @@ def _run(args) -> int:
         for path in write_docs():
             print(f"wrote {path}")
         return 0
+    from llmcourse import pipeline  # torch and the models: only the commands below need them
+
     common = {}
     if args.command in ("pretrain", "sft"):
         common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,

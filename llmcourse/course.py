@@ -153,13 +153,19 @@ def _anchor(heading: str) -> str:
     return "#" + quote(text.replace(" ", "-"), safe="-.,:;'!?/·⊃&=+@~")
 
 
-def study_minutes(path: Path) -> tuple[int, dict[str, int]]:
-    """A notebook's study time in minutes (reading its text and code, doing its exercises) and the counts
-    behind it, at the rates above; the contents cell itself is not counted."""
+def _read(path: Path) -> dict:
     import json
+
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def study_minutes(path: Path | dict) -> tuple[int, dict[str, int]]:
+    """A notebook's study time in minutes (reading its text and code, doing its exercises) and the counts
+    behind it, at the rates above; the contents cell itself is not counted. ``path`` may also be the
+    notebook already read."""
     import re
 
-    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    nb = path if isinstance(path, dict) else _read(path)
     words = code = exercises = 0
     for cell in nb["cells"]:
         text = "".join(cell["source"])
@@ -181,12 +187,11 @@ def _hours(minutes: int) -> str:
     return f"{whole}{frac} hour{'s' if quarters > 4 else ''}"
 
 
-def contents_markdown(path: Path) -> str:
-    """The contents cell of a notebook: its study time and a link to every ``##`` section."""
-    import json
-
-    nb = json.loads(Path(path).read_text(encoding="utf-8"))
-    minutes, n = study_minutes(path)
+def contents_markdown(path: Path | dict) -> str:
+    """The contents cell of a notebook: its study time and a link to every ``##`` section. ``path`` may
+    also be the notebook already read."""
+    nb = path if isinstance(path, dict) else _read(path)
+    minutes, n = study_minutes(nb)
     lines = [TOC_HEADING, "",
              f"Study time: about {_hours(minutes)} ({n['words']:,} words of text at {WORDS_PER_MINUTE} a minute, "
              f"{n['code_lines']:,} lines of code at {CODE_LINES_PER_MINUTE} a minute, {n['exercises']} exercises at "
@@ -211,7 +216,7 @@ def write_contents(path: Path) -> bool:
     path = Path(path)
     raw = path.read_text(encoding="utf-8")
     nb = json.loads(raw)
-    text = contents_markdown(path)
+    text = contents_markdown(nb)
     source = [line + "\n" for line in text.split("\n")]
     source[-1] = source[-1].rstrip("\n")
     cells = nb["cells"]

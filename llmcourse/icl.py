@@ -286,19 +286,22 @@ def demonstration_effects(model: nn.Module, vocab_size: int, *, n: int = 512, se
 
 def train_icl(model: nn.Module, vocab_size: int, *, steps: int = 600, batch_size: int = 32, lr: float = 1e-3,
               min_period: int = 4, max_period: int = 16, seed: int = 0, eval_every: int = 50,
-              callback: Callable[[dict], None] | None = None) -> list[dict]:
+              seq_len: int | None = None, callback: Callable[[dict], None] | None = None) -> list[dict]:
     """Train ``model`` (AdamW, no weight decay) on :func:`repeated_sequences` with the loss on every
     token. Every ``eval_every`` steps a row: the mean training ``loss`` since the last row, ``repeat_loss``
     at the trained periods and at period 20 (never trained on when ``max_period < 20``), the highest
-    ``prefix_matching`` and ``previous_token`` head scores, and the ``seconds`` so far (measuring
-    included); ``callback(row)`` after each."""
+    ``prefix_matching`` and ``previous_token`` head scores (for a model with attention maps), and the
+    ``seconds`` so far (measuring included); ``callback(row)`` after each. ``seq_len`` defaults to the
+    model's context size; a model without one (an LSTM) needs it."""
     steps = check_int("steps", steps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     lr = check_number("lr", lr, minimum=0.0, strict=True)
     eval_every = check_int("eval_every", eval_every, minimum=1)
-    seq_len = getattr(model, "context_size", None)
     if seq_len is None:
-        raise fail("model", "a TransformerLM (with a context size)", model)
+        seq_len = getattr(model, "context_size", None)
+        if seq_len is None:
+            raise fail("model", "a TransformerLM (with a context size), or give seq_len", model)
+    seq_len = check_int("seq_len", seq_len, minimum=2)
     g = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     history, t0, since = [], time.perf_counter(), []
@@ -312,12 +315,14 @@ def train_icl(model: nn.Module, vocab_size: int, *, steps: int = 600, batch_size
         opt.step()
         since.append(loss.detach())
         if step % eval_every == 0 or step == steps:
-            scores = head_scores(model, vocab_size, length=min(20, seq_len // 2))
             row = {"step": step, "loss": float(torch.stack(since).mean()), "seconds": time.perf_counter() - t0,
-                   "repeat_loss": repeat_loss(model, vocab_size, min_period=min_period, max_period=max_period),
-                   "repeat_loss_20": repeat_loss(model, vocab_size, period=min(20, seq_len // 2 - 1)),
-                   "prefix_matching": float(scores["prefix_matching"].max()),
-                   "previous_token": float(scores["previous_token"].max())}
+                   "repeat_loss": repeat_loss(model, vocab_size, min_period=min_period, max_period=max_period,
+                                              seq_len=seq_len),
+                   "repeat_loss_20": repeat_loss(model, vocab_size, period=min(20, seq_len // 2 - 1), seq_len=seq_len)}
+            if hasattr(model, "attention_maps"):
+                scores = head_scores(model, vocab_size, length=min(20, seq_len // 2))
+                row.update(prefix_matching=float(scores["prefix_matching"].max()),
+                           previous_token=float(scores["previous_token"].max()))
             history.append(row)
             since = []
             if callback is not None:

@@ -12,7 +12,7 @@ trains :data:`SEEDS` of each, with the notebook's settings exactly (the notebook
   cosine decay) and scored on the whole validation split;
 - **copying from the context**: notebook 11's task (a random block of 4-16 tokens from 64, repeated to fill
   64 positions; the loss on the tokens the context gives away) for its two-layer Transformer and an LSTM of
-  about the same size, trained with the same loop (AdamW, batch 32, :data:`COPY_STEPS` steps); the LSTM at
+  about the same size, trained by the same ``icl.train_icl`` (AdamW, batch 32, :data:`COPY_STEPS` steps); the LSTM at
   two learning rates, the Transformers' 1e-3 and notebook 03's 1e-2, so that its result is not an artefact
   of a rate chosen for the other model. Scored at the trained periods and at longer ones.
 
@@ -70,26 +70,10 @@ def char_run(name: str, build, seed: int, steps: int, train_ids, valid_ids) -> d
             "tokens_per_second": round(h.tokens_seen / h.train_seconds), "bits_per_char": round(bits, 5)}
 
 
-def train_copying(model, *, steps: int, lr: float, seed: int) -> float:
-    """``icl.train_icl``'s loop (AdamW without weight decay, loss on every token, periods 4-16, batch 32)
-    for a model of any kind; returns the seconds it took."""
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    t0 = time.perf_counter()
-    model.train()
-    for _ in range(steps):
-        ids, _ = icl.repeated_sequences(32, 64, icl.VOCAB, generator=g)
-        logits = model(ids)[0][:, :-1]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    model.eval()
-    return time.perf_counter() - t0
-
-
 def copy_run(name: str, model, lr: float, seed: int, steps: int) -> dict:
-    seconds = train_copying(model, steps=steps, lr=lr, seed=seed)
+    t0 = time.perf_counter()
+    icl.train_icl(model, icl.VOCAB, steps=steps, lr=lr, seed=seed, eval_every=steps, seq_len=64)
+    seconds = time.perf_counter() - t0
     losses = {str(p): round(icl.repeat_loss(model, icl.VOCAB, period=p, seq_len=64), 4) for p in COPY_PERIODS}
     trained = round(icl.repeat_loss(model, icl.VOCAB, seq_len=64), 4)
     log(f"{name:28s} seed {seed}: {seconds:.1f} s, repeat loss {trained:.3f} (chance {math.log(icl.VOCAB):.2f}), "

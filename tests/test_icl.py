@@ -142,6 +142,20 @@ def test_the_committed_sweep_is_what_it_says():
         assert max(map(max, run["head_scores"]["prefix_matching"])) < 0.1
 
 
+def test_a_model_without_attention_trains_on_the_same_task_given_its_length():
+    from llmcourse.rnn import RecurrentLanguageModel
+
+    torch.manual_seed(0)
+    lstm = RecurrentLanguageModel(V, d_embed=16, d_hidden=32, cell="lstm")
+    with pytest.raises(ArgumentError, match="give seq_len"):
+        icl.train_icl(lstm, V, steps=1)
+    history = icl.train_icl(lstm, V, steps=40, eval_every=20, seed=0, lr=1e-2, seq_len=64)
+    assert [row["step"] for row in history] == [20, 40]
+    assert "prefix_matching" not in history[-1]  # no attention, no head scores
+    assert history[-1]["repeat_loss"] == icl.repeat_loss(lstm, V, seq_len=64)  # the same measurement
+    assert history[-1]["loss"] < history[0]["loss"] < math.log(V) + 0.5
+
+
 def test_bad_input_is_refused():
     model = _model(2)
     with pytest.raises(ArgumentError, match="max_period"):
