@@ -30,6 +30,7 @@ runs here, not with nanoGPT's 1.88.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -37,6 +38,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from llmcourse.datasets import load_shakespeare
 from llmcourse.rnn import evaluate
@@ -91,16 +93,10 @@ def run(name, model, config, train_ids, valid_ids, peak):
     return history, val, tps
 
 
-def side_by_side(vocab_size, train_ids, valid_ids, peak, *, rounds: int, block: int, warmup: int = 10) -> None:
-    """Interleaved rounds of ``block`` steps of the reference, then of the course trainer: ms per step."""
-    import statistics
-
-    torch.manual_seed(0)
-    reference = ReferenceTrainer(GPT(vocab_size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long))
-    course = Trainer(nanogpt_model(vocab_size), train_ids, valid_ids, nanogpt_config(warmup + rounds * block + 1),
-                     show_progress=False)
-    loops = {"reference (nanoGPT-shaped, plain PyTorch)": reference.train_step, "course Trainer": course.train_step}
-    for step in loops.values():  # warm-up: first-call costs, allocator, caches
+def interleave(loops: dict, *, rounds: int, block: int, warmup: int = 10) -> dict[str, list[float]]:
+    """Seconds per step of each ``name -> step()`` loop: rounds of ``block`` steps of each in turn, after
+    ``warmup`` steps of each (first-call costs, the allocator, caches, a compile)."""
+    for step in loops.values():
         for _ in range(warmup):
             step()
     times = {name: [] for name in loops}
@@ -110,18 +106,160 @@ def side_by_side(vocab_size, train_ids, valid_ids, peak, *, rounds: int, block: 
             for _ in range(block):
                 step()
             times[name].append((time.perf_counter() - t0) / block)
-    tokens = 12 * 64
-    flops = model_flops(course.model, 64) * tokens
-    print(f"{'loop':<44}{'ms/step median':>15}{'min-max':>16}{'tokens/s':>10}{'MFU':>7}")
+    return times
+
+
+def report(times: dict[str, list[float]], tokens: int, flops_per_step: float | None = None, peak: float = 1.0,
+           width: int = 52) -> None:
+    """Median ms/step of each loop with its range, and each one's speed against the first, with the
+    spread of the per-round ratios."""
+    import statistics
+
+    names = list(times)
+    base = times[names[0]]
+    print(f"{'loop':<{width}}{'ms/step median':>15}{'min-max':>16}{'tokens/s':>10}"
+          + (f"{'MFU':>7}" if flops_per_step else "") + f"{'speed':>8}  per-round")
     for name, t in times.items():
         med = statistics.median(t)
-        print(f"{name:<44}{med * 1e3:>15.2f}{f'{min(t) * 1e3:.2f}-{max(t) * 1e3:.2f}':>16}{tokens / med:>10,.0f}"
-              f"{flops / med / peak:>7.1%}")
-    ref, ours = times.values()
-    ratios = sorted(r / o for r, o in zip(ref, ours))
-    print(f"course Trainer speed / reference: {statistics.median(ref) / statistics.median(ours):.2f}x "
-          f"(per-round ratios {ratios[0]:.2f}-{ratios[-1]:.2f}, median {statistics.median(ratios):.2f}; "
-          f"{rounds} rounds of {block} steps each, interleaved)", flush=True)
+        ratios = sorted(b / o for b, o in zip(base, t))
+        print(f"{name:<{width}}{med * 1e3:>15.2f}{f'{min(t) * 1e3:.2f}-{max(t) * 1e3:.2f}':>16}{tokens / med:>10,.0f}"
+              + (f"{flops_per_step / med / peak:>7.1%}" if flops_per_step else "")
+              + f"{statistics.median(base) / med:>7.2f}x  {ratios[0]:.2f}-{ratios[-1]:.2f}", flush=True)
+
+
+def side_by_side(vocab_size, train_ids, valid_ids, peak, *, rounds: int, block: int, warmup: int = 10) -> None:
+    """Interleaved rounds of the reference, the course Trainer, and the course Trainer compiled: ms per step."""
+    torch.manual_seed(0)
+    reference = ReferenceTrainer(GPT(vocab_size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long))
+    steps = warmup + rounds * block + 1
+    course = Trainer(nanogpt_model(vocab_size), train_ids, valid_ids, nanogpt_config(steps), show_progress=False)
+    loops = {"reference (nanoGPT-shaped, plain PyTorch)": reference.train_step, "course Trainer": course.train_step}
+    if cpp_compiler():
+        compiled = Trainer(nanogpt_model(vocab_size), train_ids, valid_ids,
+                           dataclasses.replace(nanogpt_config(steps), compile=True), show_progress=False)
+        t0 = time.perf_counter()
+        compiled.train_step()
+        print(f"(course Trainer, compile=True: first step {time.perf_counter() - t0:.1f} s, compiling included)")
+        loops["course Trainer, compile=True"] = compiled.train_step
+    times = interleave(loops, rounds=rounds, block=block, warmup=warmup)
+    report(times, 12 * 64, model_flops(course.model, 64) * 12 * 64, peak)
+    print(f"speed = the reference's median step time / this loop's; per-round = the range of that ratio over "
+          f"{rounds} interleaved rounds of {block} steps", flush=True)
+
+
+def cpp_compiler() -> str | None:
+    import shutil
+
+    return next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+
+
+def candidates(vocab_size, train_ids, valid_ids, *, rounds: int, block: int) -> None:
+    """What each candidate buys: the course Trainer changed in one way, against itself unchanged,
+    interleaved, on nanoGPT's configuration and on notebook 05's LLaMA recipe."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def matmul_precision(p):
+        old = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision(p)
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(old)
+
+    @contextlib.contextmanager
+    def threads(n):
+        old = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+
+    def under(ctx, step):
+        def run():
+            with ctx():
+                return step()
+        return run
+
+    setups = {"nanoGPT configuration (GPT-2 style, 4 x 128, batch 12 x 64)": (nanogpt_model, nanogpt_config(10_000)),
+              "notebook 05's recipe (LLaMA style, 3 x 64, batch 32 x 64)": (course_model, course_config(1e9))}
+    for title, (make_model, config) in setups.items():
+        print(f"\n{title}:")
+        def trainer(**changes):
+            return Trainer(make_model(vocab_size), train_ids, valid_ids, dataclasses.replace(config, **changes),
+                           show_progress=False).train_step
+        base = trainer()
+        cands = {"AdamW foreach (per-tensor loop) instead of fused": trainer(fused=False),
+                 "2 micro-batches of half the rows (the same maths)": trainer(grad_accum=2),
+                 "one thread instead of two": under(lambda: threads(1), trainer())}
+        if bf16_supported("cpu"):
+            cands["bf16 autocast (precision='bfloat16')"] = trainer(precision="bfloat16")
+            cands["float32 matmuls in bf16 (matmul precision 'medium')"] = under(lambda: matmul_precision("medium"),
+                                                                                  trainer())
+        if cpp_compiler():
+            step = trainer(compile=True)
+            t0 = time.perf_counter()
+            step()
+            print(f"  (compile=True: first step {time.perf_counter() - t0:.1f} s, compiling included)")
+            cands["torch.compile (compile=True)"] = step
+        tokens = config.batch_size * config.seq_len
+        for name, step in cands.items():
+            times = interleave({"  course Trainer as it is": base, f"  {name}": step}, rounds=rounds, block=block)
+            report(times, tokens, width=58)
+
+
+def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
+    """The ceiling: a course step's matrix products alone, each shape timed in isolation (hot caches, no
+    other work), plus its attention and optimiser kernels alone; against the 1.5x target."""
+    import statistics
+
+    from torch.profiler import ProfilerActivity, profile
+
+    course = Trainer(nanogpt_model(vocab_size), train_ids, valid_ids, nanogpt_config(100), show_progress=False)
+    for _ in range(5):
+        course.train_step()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        course.train_step()
+    def timed(f, n=50):
+        for _ in range(5):
+            f()
+        ts = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(n // 5):
+                f()
+            ts.append((time.perf_counter() - t0) / (n // 5))
+        return statistics.median(ts)
+    mm_s, flops, attention_s = 0.0, 0.0, 0.0
+    for e in prof.key_averages(group_by_input_shape=True):
+        shapes = e.input_shapes
+        if e.key == "aten::mm":
+            (m, k), (_, n) = shapes[0], shapes[1]
+        elif e.key == "aten::addmm":
+            (m, k), (_, n) = shapes[1], shapes[2]
+        else:
+            continue
+        a, b = torch.randn(m, k) * 0.1, torch.randn(k, n) * 0.1
+        mm_s += e.count * timed(lambda: a @ b)
+        flops += e.count * 2 * m * k * n
+    heads, hd = 4, 32
+    q, k, v = (torch.randn(12, heads, 64, hd, requires_grad=True) for _ in range(3))
+    g = torch.randn(12, heads, 64, hd)
+    attention_s = 4 * timed(lambda: torch.autograd.grad(
+        F.scaled_dot_product_attention(q, k, v, is_causal=True), (q, k, v), g))
+    for p in course.model.parameters():
+        p.grad = torch.randn_like(p) * 1e-3
+    optimiser_s = timed(course.optimizer.step)
+    floor = mm_s + attention_s + optimiser_s
+    target = reference_ms / 1e3 / 1.5
+    print(f"\nthe ceiling (a course step's kernels timed alone, hot caches, nothing else):")
+    print(f"  matrix products: {flops / 1e9:.2f} GFLOP per step in {mm_s * 1e3:.2f} ms "
+          f"({flops / mm_s / 1e9:.0f} GFLOP/s)")
+    print(f"  + attention (4 layers, forward and backward): {attention_s * 1e3:.2f} ms")
+    print(f"  + fused AdamW step: {optimiser_s * 1e3:.2f} ms")
+    print(f"  = {floor * 1e3:.2f} ms per step with every other operation free: at most "
+          f"{reference_ms / 1e3 / floor:.2f}x the reference's {reference_ms:.2f} ms; 1.5x needs {target * 1e3:.2f} ms")
 
 
 def profile_course_step(vocab_size, train_ids, valid_ids, steps: int = 20) -> None:
@@ -161,7 +299,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds of the side-by-side (default 10)")
     parser.add_argument("--block", type=int, default=20, help="steps of each loop per round (default 20)")
     parser.add_argument("--profile", action="store_true", help="also break a course step down by kind of op")
-    parser.add_argument("--side-by-side-only", action="store_true", help="stop after the side-by-side (and profile)")
+    parser.add_argument("--candidates", action="store_true",
+                        help="also measure each candidate speed-up against the course Trainer as it is")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also time a step's matrix products, attention and optimiser alone (the ceiling)")
+    parser.add_argument("--side-by-side-only", action="store_true",
+                        help="stop after the side-by-side (and the profile, candidates, ceiling)")
     args = parser.parse_args()
     steps = 300 if args.quick else 2000
 
@@ -171,10 +314,17 @@ def main() -> int:
     peak = measure_matmul_flops(1024, repeats=10)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}; "
           f"measured float32 matmul peak {peak / 1e9:.1f} GFLOP/s; bf16 on this CPU: {bf16_supported('cpu')}")
-    side_by_side(vocab.size, train_ids, valid_ids, peak, rounds=3 if args.quick else args.rounds,
-                 block=5 if args.quick else args.block)
+    rounds, block = (3, 5) if args.quick else (args.rounds, args.block)
+    side_by_side(vocab.size, train_ids, valid_ids, peak, rounds=rounds, block=block)
     if args.profile:
         profile_course_step(vocab.size, train_ids, valid_ids)
+    if args.candidates:
+        candidates(vocab.size, train_ids, valid_ids, rounds=max(3, rounds // 2), block=block // 2)
+    if args.ceiling:
+        torch.manual_seed(0)
+        ref = ReferenceTrainer(GPT(vocab.size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long))
+        reference_ms = interleave({"reference": ref.train_step}, rounds=5, block=10)["reference"]
+        matmul_floor(vocab.size, train_ids, valid_ids, sorted(reference_ms)[2] * 1e3)
     if args.side_by_side_only:
         return 0
     print()

@@ -9,6 +9,7 @@ writes by hand in notebook 05.
 - :func:`parameter_groups`: weight decay on weight matrices only.
 - :func:`bf16_supported` and :func:`bf16_pays`: whether a device has bfloat16 units, and whether
   ``precision="auto"`` uses them.
+- :func:`compile_logits`: a Transformer's logits through ``torch.compile`` (``TrainConfig(compile=True)``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from llmcourse.checks import check_choice, check_fraction, check_number
 from llmcourse.checks import fail as check_fail
 
-__all__ = ["SCHEDULES", "bf16_pays", "bf16_supported", "lr_factor", "parameter_groups"]
+__all__ = ["SCHEDULES", "bf16_pays", "bf16_supported", "compile_logits", "lr_factor", "parameter_groups"]
 
 #: Learning-rate schedules after the warm-up.
 SCHEDULES = ("constant", "cosine", "linear")
@@ -85,3 +86,20 @@ def bf16_pays(device: torch.device | str) -> bool:
     device = torch.device(device)
     return device.type == "cuda" and bf16_supported(device)
 
+
+
+def compile_logits(model: torch.nn.Module):
+    """``torch.compile`` of a Transformer's logits, ``ids (B, T) -> logits (B, T, V)``, causal, unchecked.
+
+    What ``TrainConfig(compile=True)`` trains through. The model's ``forward`` checks its arguments
+    (token ids in range, lengths), which reads values back to Python and would cut the compiled graph in
+    pieces; the trainer checks its data once, up front, so the compiled function skips the checks and
+    takes the model's unchecked path (``_logits``). Compilation happens at the first call (tens of
+    seconds on a CPU the first time, a few seconds from the cache afterwards): the caller must be ready
+    for it to fail there -- no C++ compiler, an unsupported platform -- and fall back to the model itself.
+    """
+    logits = getattr(model, "_logits", None)
+    if logits is None or getattr(getattr(model, "config", None), "n_experts", 0):
+        raise check_fail("model", "a TransformerLM without experts (compile=True needs its unchecked logits "
+                         "path; a mixture of experts keeps a balance loss outside it)", model)
+    return torch.compile(lambda ids: logits(ids, None))

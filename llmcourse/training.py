@@ -68,7 +68,7 @@ from llmcourse.checkpoints import (CHECKPOINT_FORMAT, CheckpointError, describe_
 from llmcourse.checks import (ArgumentError, check_bool, check_choice, check_int, check_number, check_optional,
                               check_token_ids)
 from llmcourse.lm import IGNORE_INDEX, LanguageModel, MaskedExamples, detach_state, evaluate, masked_loss, token_streams
-from llmcourse.optim import SCHEDULES, bf16_pays, bf16_supported, lr_factor, parameter_groups
+from llmcourse.optim import SCHEDULES, bf16_pays, bf16_supported, compile_logits, lr_factor, parameter_groups
 
 __all__ = [
     "PRECISIONS",
@@ -117,6 +117,13 @@ class TrainConfig:
         fused: AdamW's fused kernel (one kernel updates every parameter; about 3x faster than the
             per-tensor loop on a CPU, the same maths rounded differently in the last bits); None = on a
             CPU or CUDA device.
+        compile: train a :class:`~llmcourse.transformer.TransformerLM` through ``torch.compile``
+            (:func:`~llmcourse.optim.compile_logits`): the same maths with element-wise operations
+            fused, rounded differently in the last bits. It pays only on long runs: compiling takes tens
+            of seconds the first time, and ``benchmarks/pretraining.py --candidates`` measures what it
+            buys on this machine. Where compiling fails (no C++ compiler) the trainer warns once and
+            trains the model as it is. One process only; not for a mixture of experts. Resuming may
+            switch it on or off.
     """
 
     steps: int | None = None
@@ -138,6 +145,7 @@ class TrainConfig:
     precision: str = "float32"
     carry_state: bool | None = None
     fused: bool | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.steps is None and self.seconds is None:
@@ -165,6 +173,7 @@ class TrainConfig:
         check_choice("precision", self.precision, PRECISIONS)
         self.carry_state = check_optional(check_bool, "carry_state", self.carry_state)
         self.fused = check_optional(check_bool, "fused", self.fused)
+        self.compile = check_bool("compile", self.compile)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -343,6 +352,12 @@ class Trainer:
         fused = self.device.type in ("cpu", "cuda") if c.fused is None else c.fused
         self.optimizer = torch.optim.AdamW(parameter_groups(model, c.weight_decay), lr=c.lr,
                                            betas=c.betas, eps=c.eps, fused=fused)
+        self._compiled = None  # compile=True: the compiled logits, until (if ever) compiling fails
+        if c.compile:
+            if self.world_size > 1:
+                raise ArgumentError("compile=True is for one process for now; leave it off under torchrun")
+            self._compiled = compile_logits(model)
+        self._compile_tried = False
         self.ddp = None
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -408,33 +423,25 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         x, y = self._next_batch()
-        net = self.ddp if self.ddp is not None else self.model
-        micro = x.shape[0] // c.grad_accum
         scale = None  # a stream: every micro-batch holds as many targets as the next, so a mean per micro-batch
         if self.masked:  # the mean over every unmasked target of the whole batch, however it is split
             self._tokens_seen += self._batch_tokens
             scale = 1.0 / float((y != IGNORE_INDEX).sum())  # of each micro-batch's summed loss
         states = _split_state(self._state, c.grad_accum) if self.carry_state else [None] * c.grad_accum
-        new_states, loss_sum = [], 0.0
-        self.optimizer.zero_grad(set_to_none=True)
-        for m in range(c.grad_accum):
-            rows = slice(m * micro, (m + 1) * micro)
-            last = m == c.grad_accum - 1
-            # DDP all-reduces the gradients in the backward pass; skip that on all but the last micro-batch
-            sync = self.ddp.no_sync() if (self.ddp is not None and not last) else _nullcontext()
-            with sync:
-                with _autocast(self.device, self.autocast_dtype):
-                    logits, state = net(x[rows], states[m])
-                    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y[rows].reshape(-1),
-                                           reduction="sum" if self.masked else "mean")
-                    aux = self.model.auxiliary_loss()
-                    if self.masked:
-                        total = loss * scale if aux is None else loss * scale + aux / c.grad_accum
-                    else:
-                        total = (loss if aux is None else loss + aux) / c.grad_accum
-                total.backward()
-            new_states.append(detach_state(state))
-            loss_sum += loss.item()
+        if self._compiled is not None and not self._compile_tried:  # the first compiled step may fail
+            self._compile_tried = True
+            try:
+                loss_sum, new_states = self._forward_backward(x, y, states, scale)
+            except Exception as error:  # noqa: BLE001 -- any failure to compile: train the model as it is
+                import warnings
+
+                reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+                warnings.warn(f"compile=True: torch.compile failed ({type(error).__name__}: {reason}); "
+                              f"training the model uncompiled", RuntimeWarning, stacklevel=2)
+                self._compiled = None
+                loss_sum, new_states = self._forward_backward(x, y, states, scale)
+        else:
+            loss_sum, new_states = self._forward_backward(x, y, states, scale)
         self._state = _join_state(new_states) if self.carry_state else None
         params = [p for p in self.model.parameters() if p.grad is not None]
         if c.clip is not None:
@@ -451,6 +458,36 @@ class Trainer:
             dist.all_reduce(t)
             loss_value = float(t) / self.world_size
         return loss_value, gnorm
+
+    def _forward_backward(self, x, y, states, scale) -> tuple[float, list]:
+        """The gradients of one step, micro-batch by micro-batch: ``(summed loss, new states)``."""
+        c = self.config
+        net = self.ddp if self.ddp is not None else self.model
+        micro = x.shape[0] // c.grad_accum
+        new_states, loss_sum = [], 0.0
+        self.optimizer.zero_grad(set_to_none=True)
+        for m in range(c.grad_accum):
+            rows = slice(m * micro, (m + 1) * micro)
+            last = m == c.grad_accum - 1
+            # DDP all-reduces the gradients in the backward pass; skip that on all but the last micro-batch
+            sync = self.ddp.no_sync() if (self.ddp is not None and not last) else _nullcontext()
+            with sync:
+                with _autocast(self.device, self.autocast_dtype):
+                    if self._compiled is not None:  # the data were checked up front; no state to carry
+                        logits, state = self._compiled(x[rows]), None
+                    else:
+                        logits, state = net(x[rows], states[m])
+                    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y[rows].reshape(-1),
+                                           reduction="sum" if self.masked else "mean")
+                    aux = self.model.auxiliary_loss()
+                    if self.masked:
+                        total = loss * scale if aux is None else loss * scale + aux / c.grad_accum
+                    else:
+                        total = (loss if aux is None else loss + aux) / c.grad_accum
+                total.backward()
+            new_states.append(detach_state(state))
+            loss_sum += loss.item()
+        return loss_sum, new_states
 
     # --- evaluation and the loop ------------------------------------------------------------------
 
@@ -611,7 +648,8 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path.name} was written for another model: {detail}")
         saved_train = json.loads(meta["train_config"])
         mine = self.config.as_dict()
-        diff = {k for k in set(saved_train) | set(mine) if saved_train.get(k) != mine.get(k)} - {"steps", "seconds"}
+        diff = {k for k in set(saved_train) | set(mine) if saved_train.get(k) != mine.get(k)}
+        diff -= {"steps", "seconds", "compile"}  # a longer run, or the same maths compiled or not
         if diff:
             shown = {k: saved_train.get(k) for k in diff}
             raise CheckpointError(
