@@ -253,7 +253,7 @@ def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
     optimiser_s = timed(course.optimizer.step)
     floor = mm_s + attention_s + optimiser_s
     target = reference_ms / 1e3 / 1.5
-    print(f"\nthe ceiling (a course step's kernels timed alone, hot caches, nothing else):")
+    print("\nthe ceiling (a course step's kernels timed alone, hot caches, nothing else):")
     print(f"  matrix products: {flops / 1e9:.2f} GFLOP per step in {mm_s * 1e3:.2f} ms "
           f"({flops / mm_s / 1e9:.0f} GFLOP/s)")
     print(f"  + attention (4 layers, forward and backward): {attention_s * 1e3:.2f} ms")

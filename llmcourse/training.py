@@ -121,9 +121,10 @@ class TrainConfig:
             (:func:`~llmcourse.optim.compile_logits`): the same maths with element-wise operations
             fused, rounded differently in the last bits. It pays only on long runs: compiling takes tens
             of seconds the first time, and ``benchmarks/pretraining.py --candidates`` measures what it
-            buys on this machine. Where compiling fails (no C++ compiler) the trainer warns once and
-            trains the model as it is. One process only; not for a mixture of experts. Resuming may
-            switch it on or off.
+            buys on this machine. A compiled run reproduces itself bit for bit (it runs with
+            deterministic algorithms on) and resumes exactly; resuming may also switch compiling on or
+            off. Where compiling fails (no C++ compiler) the trainer warns once and trains the model as
+            it is. One process only; not for a mixture of experts.
     """
 
     steps: int | None = None
@@ -428,11 +429,21 @@ class Trainer:
             self._tokens_seen += self._batch_tokens
             scale = 1.0 / float((y != IGNORE_INDEX).sum())  # of each micro-batch's summed loss
         states = _split_state(self._state, c.grad_accum) if self.carry_state else [None] * c.grad_accum
-        if self._compiled is not None and not self._compile_tried:  # the first compiled step may fail
-            self._compile_tried = True
+        if self._compiled is None:
+            loss_sum, new_states = self._forward_backward(x, y, states, scale)
+        else:
+            # Compiled and run with deterministic algorithms on, so that the generated backward adds the
+            # embedding's gradient in a fixed order, not with atomic adds in whatever order the threads
+            # finish: a compiled run then reproduces itself bit for bit, as an eager one does. (The
+            # setting is part of what the compiled code was made for: it must be the same at every call.)
+            deterministic = torch.are_deterministic_algorithms_enabled()
+            warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+            torch.use_deterministic_algorithms(True, warn_only=True)
             try:
                 loss_sum, new_states = self._forward_backward(x, y, states, scale)
             except Exception as error:  # noqa: BLE001 -- any failure to compile: train the model as it is
+                if self._compile_tried:  # it compiled before: a failure now is not about compiling
+                    raise
                 import warnings
 
                 reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
@@ -440,8 +451,9 @@ class Trainer:
                               f"training the model uncompiled", RuntimeWarning, stacklevel=2)
                 self._compiled = None
                 loss_sum, new_states = self._forward_backward(x, y, states, scale)
-        else:
-            loss_sum, new_states = self._forward_backward(x, y, states, scale)
+            finally:
+                self._compile_tried = True
+                torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         self._state = _join_state(new_states) if self.carry_state else None
         params = [p for p in self.model.parameters() if p.grad is not None]
         if c.clip is not None:
@@ -509,6 +521,11 @@ class Trainer:
             dist.broadcast(t, 0)
             val = float(t)
         return val
+
+    @property
+    def compiled(self) -> bool:
+        """Whether steps run through ``torch.compile`` (``compile=True``, and compiling has not failed)."""
+        return self._compiled is not None
 
     @property
     def done(self) -> bool:
