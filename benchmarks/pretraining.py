@@ -248,6 +248,14 @@ def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
     g = torch.randn(12, heads, 64, hd)
     attention_s = 4 * timed(lambda: torch.autograd.grad(
         F.scaled_dot_product_attention(q, k, v, is_causal=True), (q, k, v), g))
+    mask = torch.ones(64, 64, dtype=torch.bool).tril()
+    masked_s = 4 * timed(lambda: torch.autograd.grad(
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask), (q, k, v), g))
+    x = torch.randn(768, 128, requires_grad=True)
+    wq, wkv, wqkv = (torch.randn(n, 128, requires_grad=True) for n in (128, 256, 384))
+    gq, gkv, gqkv = (torch.randn(768, n) for n in (128, 256, 384))
+    separate_s = 4 * timed(lambda: torch.autograd.grad((F.linear(x, wq), F.linear(x, wkv)), (x, wq, wkv), (gq, gkv)))
+    fused_s = 4 * timed(lambda: torch.autograd.grad(F.linear(x, wqkv), (x, wqkv), gqkv))
     for p in course.model.parameters():
         p.grad = torch.randn_like(p) * 1e-3
     optimiser_s = timed(course.optimizer.step)
@@ -260,6 +268,11 @@ def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
     print(f"  + fused AdamW step: {optimiser_s * 1e3:.2f} ms")
     print(f"  = {floor * 1e3:.2f} ms per step with every other operation free: at most "
           f"{reference_ms / 1e3 / floor:.2f}x the reference's {reference_ms:.2f} ms; 1.5x needs {target * 1e3:.2f} ms")
+    print("two smaller candidates, timed alone in the same way (4 layers, forward and backward):")
+    print(f"  attention with the causal mask as a tensor (the course's default path) {masked_s * 1e3:.2f} ms, "
+          f"with is_causal=True {attention_s * 1e3:.2f} ms")
+    print(f"  queries, keys and values from two matrix products (the course's q and kv) {separate_s * 1e3:.2f} ms, "
+          f"from one fused product (nanoGPT's c_attn) {fused_s * 1e3:.2f} ms")
 
 
 def profile_course_step(vocab_size, train_ids, valid_ids, steps: int = 20) -> None:

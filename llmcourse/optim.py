@@ -9,7 +9,7 @@ writes by hand in notebook 05.
 - :func:`parameter_groups`: weight decay on weight matrices only.
 - :func:`bf16_supported` and :func:`bf16_pays`: whether a device has bfloat16 units, and whether
   ``precision="auto"`` uses them.
-- :func:`compile_logits`: a Transformer's logits through ``torch.compile`` (``TrainConfig(compile=True)``).
+- :func:`compile_loss`: a Transformer's training loss through ``torch.compile`` (``TrainConfig(compile=True)``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 from llmcourse.checks import check_choice, check_fraction, check_number
 from llmcourse.checks import fail as check_fail
 
-__all__ = ["SCHEDULES", "bf16_pays", "bf16_supported", "compile_logits", "lr_factor", "parameter_groups"]
+__all__ = ["SCHEDULES", "bf16_pays", "bf16_supported", "compile_loss", "lr_factor", "parameter_groups"]
 
 #: Learning-rate schedules after the warm-up.
 SCHEDULES = ("constant", "cosine", "linear")
@@ -88,18 +88,27 @@ def bf16_pays(device: torch.device | str) -> bool:
 
 
 
-def compile_logits(model: torch.nn.Module):
-    """``torch.compile`` of a Transformer's logits, ``ids (B, T) -> logits (B, T, V)``, causal, unchecked.
+def compile_loss(model: torch.nn.Module):
+    """``torch.compile`` of a Transformer's training loss: ``(ids (B, T), targets (B, T), reduction) -> loss``.
 
-    What ``TrainConfig(compile=True)`` trains through. The model's ``forward`` checks its arguments
-    (token ids in range, lengths), which reads values back to Python and would cut the compiled graph in
-    pieces; the trainer checks its data once, up front, so the compiled function skips the checks and
-    takes the model's unchecked path (``_logits``). Compilation happens at the first call (tens of
-    seconds on a CPU the first time, a few seconds from the cache afterwards): the caller must be ready
-    for it to fail there -- no C++ compiler, an unsupported platform -- and fall back to the model itself.
+    The cross-entropy of the model's causal logits against ``targets`` (-100 = ignored), ``reduction``
+    ``"mean"`` or ``"sum"``: what ``TrainConfig(compile=True)`` trains through. The loss is inside the
+    compiled graph because its softmax over the vocabulary and that softmax's gradient are element-wise
+    work on the largest tensor of a step, which the compiler fuses too. The model's ``forward`` checks its
+    arguments (token ids in range, lengths), which reads values back to Python and would cut the graph in
+    pieces; the trainer checks its data once, up front, so this takes the model's unchecked path
+    (``_logits``). Compiling happens at the first call (tens of seconds on a CPU the first time, a few
+    seconds from the compiler's cache after that): the caller must be ready for it to fail there -- no
+    C++ compiler, an unsupported platform -- and fall back to the model itself.
     """
     logits = getattr(model, "_logits", None)
     if logits is None or getattr(getattr(model, "config", None), "n_experts", 0):
         raise check_fail("model", "a TransformerLM without experts (compile=True needs its unchecked logits "
                          "path; a mixture of experts keeps a balance loss outside it)", model)
-    return torch.compile(lambda ids: logits(ids, None))
+    import torch.nn.functional as F
+
+    def loss(ids: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
+        out = logits(ids, None)
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), targets.reshape(-1), reduction=reduction)
+
+    return torch.compile(loss)

@@ -68,7 +68,7 @@ from llmcourse.checkpoints import (CHECKPOINT_FORMAT, CheckpointError, describe_
 from llmcourse.checks import (ArgumentError, check_bool, check_choice, check_int, check_number, check_optional,
                               check_token_ids)
 from llmcourse.lm import IGNORE_INDEX, LanguageModel, MaskedExamples, detach_state, evaluate, masked_loss, token_streams
-from llmcourse.optim import SCHEDULES, bf16_pays, bf16_supported, compile_logits, lr_factor, parameter_groups
+from llmcourse.optim import SCHEDULES, bf16_pays, bf16_supported, compile_loss, lr_factor, parameter_groups
 
 __all__ = [
     "PRECISIONS",
@@ -118,7 +118,7 @@ class TrainConfig:
             per-tensor loop on a CPU, the same maths rounded differently in the last bits); None = on a
             CPU or CUDA device.
         compile: train a :class:`~llmcourse.transformer.TransformerLM` through ``torch.compile``
-            (:func:`~llmcourse.optim.compile_logits`): the same maths with element-wise operations
+            (:func:`~llmcourse.optim.compile_loss`): the same maths with element-wise operations
             fused, rounded differently in the last bits. It pays only on long runs: compiling takes tens
             of seconds the first time, and ``benchmarks/pretraining.py --candidates`` measures what it
             buys on this machine. A compiled run reproduces itself bit for bit (it runs with
@@ -357,7 +357,7 @@ class Trainer:
         if c.compile:
             if self.world_size > 1:
                 raise ArgumentError("compile=True is for one process for now; leave it off under torchrun")
-            self._compiled = compile_logits(model)
+            self._compiled = compile_loss(model)
         self._compile_tried = False
         self.ddp = None
         if self.world_size > 1:
@@ -485,12 +485,13 @@ class Trainer:
             sync = self.ddp.no_sync() if (self.ddp is not None and not last) else _nullcontext()
             with sync:
                 with _autocast(self.device, self.autocast_dtype):
+                    reduction = "sum" if self.masked else "mean"
                     if self._compiled is not None:  # the data were checked up front; no state to carry
-                        logits, state = self._compiled(x[rows]), None
+                        loss, state = self._compiled(x[rows], y[rows], reduction), None
                     else:
                         logits, state = net(x[rows], states[m])
-                    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y[rows].reshape(-1),
-                                           reduction="sum" if self.masked else "mean")
+                        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y[rows].reshape(-1),
+                                               reduction=reduction)
                     aux = self.model.auxiliary_loss()
                     if self.masked:
                         total = loss * scale if aux is None else loss * scale + aux / c.grad_accum

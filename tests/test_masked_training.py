@@ -138,3 +138,27 @@ def test_bad_examples_are_refused_with_the_example_named():
         Trainer(tiny(), ok, ok, config(batch_size=16), show_progress=False)
     with pytest.raises(ArgumentError, match="carry_state must be off"):
         Trainer(tiny(), ok, ok, config(carry_state=True), show_progress=False)
+
+
+def test_compiled_training_on_examples_takes_the_same_steps():
+    """compile=True on masked examples: the summed loss of each micro-batch over the batch's target count,
+    as uncompiled, whatever the padded length of a batch (each new length is compiled once more)."""
+    import os
+    import shutil
+
+    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        if os.environ.get("CI"):
+            pytest.fail("no C++ compiler: torch.compile cannot be tested (.ci/run installs g++)")
+        pytest.skip("no C++ compiler for torch.compile")
+    short, long = reversal_examples(16, 3, (2, 2)), reversal_examples(16, 4, (8, 8))
+    data = MaskedExamples([(s_x, s_y) for s_x, s_y in zip(short.inputs, short.targets)]
+                          + [(l_x, l_y) for l_x, l_y in zip(long.inputs, long.targets)], pad_id=11)
+    runs = []
+    for compiled in (False, True):
+        trainer = Trainer(tiny(), data, reversal_examples(4, 5), config(grad_accum=2, compile=compiled),
+                          show_progress=False)
+        runs.append([trainer.train_step()[0] for _ in range(4)])
+        assert trainer.compiled == compiled
+    # A loss averaged per micro-batch instead of over the batch's targets, or over the padding, is off by
+    # far more than rounding (the micro-batches hold 2-digit and 8-digit answers).
+    assert runs[1] == pytest.approx(runs[0], rel=1e-4)

@@ -208,11 +208,11 @@ def test_compile_falls_back_to_the_model_when_compiling_fails(data, monkeypatch)
     import llmcourse.training as training
 
     def broken(model):
-        def fails(ids):
+        def fails(ids, targets, reduction):
             raise RuntimeError("CppCompileError: no compiler here\ndetails")
         return fails
 
-    monkeypatch.setattr(training, "compile_logits", broken)
+    monkeypatch.setattr(training, "compile_loss", broken)
     vocab, train, val = data
     cfg = dict(steps=3, batch_size=8, seq_len=32, lr=1e-2, eval_every=3)
     plain = Trainer(tiny_transformer(vocab.size), train, val, TrainConfig(**cfg), show_progress=False).fit()
