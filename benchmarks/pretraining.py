@@ -1,29 +1,37 @@
-"""The course trainer against nanoGPT's CPU configuration, then the course recipe in the same budget.
+"""The course trainer against nanoGPT's CPU configuration, side by side; what each speed-up buys; the ceiling.
 
 1. **Throughput, side by side.** nanoGPT's documented CPU run of ``train_shakespeare_char`` (4 layers,
    4 heads, width 128, context 64, batch 12, lr 1e-3, no dropout, no biases; warm-up 100, cosine to
-   lr/10, AdamW betas (0.9, 0.99), weight decay 0.1, clipping 1.0) is trained by two loops on the same
-   data in the same process: a nanoGPT-shaped reference in plain PyTorch
-   (``benchmarks/nanogpt_reference.py``, which says which of nanoGPT's choices it copies) and the course's
-   :class:`llmcourse.training.Trainer` on the same configuration. Their steps are interleaved (rounds of
-   ``--block`` steps of one, then of the other, after a warm-up), so a slow spell of the machine touches
-   both; the script prints the median milliseconds per step of each with its spread, the ratio of the
-   medians and the spread of the per-round ratios, and each one's model FLOPs utilisation
+   lr/10, AdamW betas (0.9, 0.99), weight decay 0.1, clipping 1.0) is trained on the same data in the
+   same process by a nanoGPT-shaped reference in plain PyTorch (``benchmarks/nanogpt_reference.py``,
+   which says which of nanoGPT's choices it copies), by the course's
+   :class:`llmcourse.training.Trainer`, and by the Trainer with ``compile=True`` (where a C++ compiler
+   is present; its first step, compiling included, is printed). Their steps are interleaved (rounds of
+   ``--block`` steps of each in turn, after a warm-up), so a slow spell of the machine touches all; the
+   script prints each one's median milliseconds per step with its range, its speed against the
+   reference with the range of the per-round ratios, and its model FLOPs utilisation
    (:func:`llmcourse.scaling.flops_per_token`) against the float32 matrix-multiply peak measured in the
-   same run (:func:`llmcourse.scaling.measure_matmul_flops`). ``--profile`` adds where a course step's
-   time goes, from ``torch.profiler``.
-2. **Precision.** The same configuration with bf16 autocast, where the CPU has bf16 instructions.
-3. **Same wall-clock budget.** The course's pretraining recipe (LLaMA style: RMSNorm, SwiGLU, rotary
-   positions; narrower and shallower; a 10x higher peak learning rate; batch 32; warm-up 5%, cosine)
-   trains for as many seconds as the nanoGPT configuration took, and both are scored on the whole
-   validation split.
-4. **KV cache**: ``benchmarks/kv_cache.py``'s measurement (500 greedy tokens with and without).
+   same run (:func:`llmcourse.scaling.measure_matmul_flops`).
+2. ``--profile``: where a course step's time goes, by kind of operation, from ``torch.profiler``.
+3. ``--candidates``: each candidate speed-up against the Trainer as it is, interleaved, on nanoGPT's
+   configuration and on notebook 05's LLaMA-style recipe: AdamW's per-tensor loop instead of its fused
+   kernel, two micro-batches instead of one, one thread instead of two, bf16 autocast, float32 matrix
+   products computed in bf16 (matmul precision "medium"), and ``torch.compile``.
+4. ``--ceiling``: a course step's matrix products (the shapes a profiled step ran), its attention and
+   its optimiser step, each timed alone with hot caches: how fast a step could be if everything else
+   were free, against the 1.5x target; and two small candidates timed the same way (``is_causal``
+   instead of a mask tensor; one fused query/key/value product instead of two).
+5. Without ``--side-by-side-only``: the same configuration with bf16 autocast where the CPU has bf16
+   instructions; the course's pretraining recipe (LLaMA style, narrower and shallower, a 10x higher peak
+   learning rate, batch 32) for as many seconds as the nanoGPT configuration took, both scored on the
+   whole validation split; and ``benchmarks/kv_cache.py``'s measurement.
 
 The corpus is the course's Shakespeare (the complete plays, 4.3M training characters, 72 symbols), not
 nanoGPT's tinyshakespeare (1.0M characters, 65 symbols), so validation losses compare between the two
 runs here, not with nanoGPT's 1.88.
 
-    python benchmarks/pretraining.py            # about 5 minutes on 2 cores
+    python benchmarks/pretraining.py --side-by-side-only --candidates --ceiling   # about 2 minutes
+    python benchmarks/pretraining.py            # the side-by-side and the full runs, about 5 minutes
     python benchmarks/pretraining.py --quick    # 300 steps each, a smoke test
 """
 

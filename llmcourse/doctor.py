@@ -87,6 +87,18 @@ def check_threads() -> Check:
                  f"set OMP_NUM_THREADS={cores} (more threads than cores slows everything down)")
 
 
+def check_compiler() -> Check:
+    """A C++ compiler for ``torch.compile`` (``TrainConfig(compile=True)``, notebook 05). Optional: without
+    one the trainer says so and trains uncompiled, so this check does not fail."""
+    import shutil
+
+    found = next((c for c in ("g++", "c++", "clang++", "cl") if shutil.which(c)), None)
+    if found:
+        return Check("C++ compiler", True, f"{shutil.which(found)}: compile=True can compile models")
+    return Check("C++ compiler", True, "none found: compile=True will train uncompiled (slower, same results); "
+                 "optional, install g++ or clang to use it")
+
+
 def check_lab_widgets() -> Check:
     """ipywidgets needs its JupyterLab extension (jupyterlab_widgets) to draw anything in the lab."""
     try:
@@ -145,6 +157,7 @@ CHECKS: list[Callable[[], Check | list[Check]]] = [
     lambda: check_package("torch", "2.2", "pytorch"),
     check_device,
     check_threads,
+    check_compiler,
     lambda: check_package("jupyterlab", "4.0"),
     lambda: check_package("ipywidgets", "8.1"),
     check_lab_widgets,
