@@ -164,30 +164,15 @@ def cpp_compiler() -> str | None:
 def candidates(vocab_size, train_ids, valid_ids, *, rounds: int, block: int) -> None:
     """What each candidate buys: the course Trainer changed in one way, against itself unchanged,
     interleaved, on nanoGPT's configuration and on notebook 05's LLaMA recipe."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def matmul_precision(p):
-        old = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision(p)
-        try:
-            yield
-        finally:
-            torch.set_float32_matmul_precision(old)
-
-    @contextlib.contextmanager
-    def threads(n):
-        old = torch.get_num_threads()
-        torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(old)
-
-    def under(ctx, step):
+    def under(get, put, value, step):
+        """``step`` run with a global setting (``get()`` / ``put(value)``) changed, and put back after."""
         def run():
-            with ctx():
+            old = get()
+            put(value)
+            try:
                 return step()
+            finally:
+                put(old)
         return run
 
     setups = {"nanoGPT configuration (GPT-2 style, 4 x 128, batch 12 x 64)": (nanogpt_model, nanogpt_config(10_000)),
@@ -200,11 +185,11 @@ def candidates(vocab_size, train_ids, valid_ids, *, rounds: int, block: int) -> 
         base = trainer()
         cands = {"AdamW foreach (per-tensor loop) instead of fused": trainer(fused=False),
                  "2 micro-batches of half the rows (the same maths)": trainer(grad_accum=2),
-                 "one thread instead of two": under(lambda: threads(1), trainer())}
+                 "one thread instead of two": under(torch.get_num_threads, torch.set_num_threads, 1, trainer())}
         if bf16_supported("cpu"):
             cands["bf16 autocast (precision='bfloat16')"] = trainer(precision="bfloat16")
-            cands["float32 matmuls in bf16 (matmul precision 'medium')"] = under(lambda: matmul_precision("medium"),
-                                                                                  trainer())
+            cands["float32 matmuls in bf16 (matmul precision 'medium')"] = under(
+                torch.get_float32_matmul_precision, torch.set_float32_matmul_precision, "medium", trainer())
         if cpp_compiler():
             step = trainer(compile=True)
             t0 = time.perf_counter()
