@@ -353,7 +353,7 @@ class Trainer:
         fused = self.device.type in ("cpu", "cuda") if c.fused is None else c.fused
         self.optimizer = torch.optim.AdamW(parameter_groups(model, c.weight_decay), lr=c.lr,
                                            betas=c.betas, eps=c.eps, fused=fused)
-        self._compiled = None  # compile=True: the compiled logits, until (if ever) compiling fails
+        self._compiled = None  # compile=True: the compiled loss, until (if ever) compiling fails
         if c.compile:
             if self.world_size > 1:
                 raise ArgumentError("compile=True is for one process for now; leave it off under torchrun")
@@ -432,28 +432,7 @@ class Trainer:
         if self._compiled is None:
             loss_sum, new_states = self._forward_backward(x, y, states, scale)
         else:
-            # Compiled and run with deterministic algorithms on, so that the generated backward adds the
-            # embedding's gradient in a fixed order, not with atomic adds in whatever order the threads
-            # finish: a compiled run then reproduces itself bit for bit, as an eager one does. (The
-            # setting is part of what the compiled code was made for: it must be the same at every call.)
-            deterministic = torch.are_deterministic_algorithms_enabled()
-            warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            try:
-                loss_sum, new_states = self._forward_backward(x, y, states, scale)
-            except Exception as error:  # noqa: BLE001 -- any failure to compile: train the model as it is
-                if self._compile_tried:  # it compiled before: a failure now is not about compiling
-                    raise
-                import warnings
-
-                reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-                warnings.warn(f"compile=True: torch.compile failed ({type(error).__name__}: {reason}); "
-                              f"training the model uncompiled", RuntimeWarning, stacklevel=2)
-                self._compiled = None
-                loss_sum, new_states = self._forward_backward(x, y, states, scale)
-            finally:
-                self._compile_tried = True
-                torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+            loss_sum, new_states = self._compiled_forward_backward(x, y, states, scale)
         self._state = _join_state(new_states) if self.carry_state else None
         params = [p for p in self.model.parameters() if p.grad is not None]
         if c.clip is not None:
@@ -470,6 +449,34 @@ class Trainer:
             dist.all_reduce(t)
             loss_value = float(t) / self.world_size
         return loss_value, gnorm
+
+    def _compiled_forward_backward(self, x, y, states, scale) -> tuple[float, list]:
+        """:meth:`_forward_backward` through the compiled loss; at the first step, fall back to the model
+        itself if compiling fails.
+
+        Compiled and run with deterministic algorithms on, so that the generated backward adds the
+        embedding's gradient in a fixed order, not with atomic adds in whatever order the threads finish:
+        a compiled run then reproduces itself bit for bit, as an eager one does. (The setting is part of
+        what the compiled code was made for: it must be the same at every call.)
+        """
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            return self._forward_backward(x, y, states, scale)
+        except Exception as error:  # noqa: BLE001 -- any failure to compile: train the model as it is
+            if self._compile_tried:  # it compiled before: a failure now is not about compiling
+                raise
+            import warnings
+
+            reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+            warnings.warn(f"compile=True: torch.compile failed ({type(error).__name__}: {reason}); "
+                          f"training the model uncompiled", RuntimeWarning, stacklevel=3)
+            self._compiled = None
+            return self._forward_backward(x, y, states, scale)
+        finally:
+            self._compile_tried = True
+            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
     def _forward_backward(self, x, y, states, scale) -> tuple[float, list]:
         """The gradients of one step, micro-batch by micro-batch: ``(summed loss, new states)``."""
