@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from llmcourse.datasets import load_shakespeare
+from llmcourse.optim import cpp_compiler
 from llmcourse.rnn import evaluate
 from llmcourse.scaling import flops_per_token, measure_matmul_flops, mfu
 from llmcourse.tokenization import CharTokenizer
@@ -155,12 +156,6 @@ def side_by_side(vocab_size, train_ids, valid_ids, peak, *, rounds: int, block: 
           f"{rounds} interleaved rounds of {block} steps", flush=True)
 
 
-def cpp_compiler() -> str | None:
-    import shutil
-
-    return next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
-
-
 def candidates(vocab_size, train_ids, valid_ids, *, rounds: int, block: int) -> None:
     """What each candidate buys: the course Trainer changed in one way, against itself unchanged,
     interleaved, on nanoGPT's configuration and on notebook 05's LLaMA recipe."""
@@ -214,16 +209,8 @@ def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
         course.train_step()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         course.train_step()
-    def timed(f, n=50):
-        for _ in range(5):
-            f()
-        ts = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            for _ in range(n // 5):
-                f()
-            ts.append((time.perf_counter() - t0) / (n // 5))
-        return statistics.median(ts)
+    def timed(f):  # seconds per call: the median of 5 blocks of 10 calls, after 5 calls
+        return statistics.median(interleave({"f": f}, rounds=5, block=10, warmup=5)["f"])
     mm_s, flops, attention_s = 0.0, 0.0, 0.0
     for e in prof.key_averages(group_by_input_shape=True):
         shapes = e.input_shapes

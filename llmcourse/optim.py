@@ -9,19 +9,23 @@ writes by hand in notebook 05.
 - :func:`parameter_groups`: weight decay on weight matrices only.
 - :func:`bf16_supported` and :func:`bf16_pays`: whether a device has bfloat16 units, and whether
   ``precision="auto"`` uses them.
-- :func:`compile_loss`: a Transformer's training loss through ``torch.compile`` (``TrainConfig(compile=True)``).
+- :func:`compile_loss`: a Transformer's training loss through ``torch.compile`` (``TrainConfig(compile=True)``);
+  :func:`cpp_compiler`: the C++ compiler it needs on a CPU, if there is one.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 
 import torch
+import torch.nn.functional as F
 
 from llmcourse.checks import check_choice, check_fraction, check_number
 from llmcourse.checks import fail as check_fail
 
-__all__ = ["SCHEDULES", "bf16_pays", "bf16_supported", "compile_loss", "lr_factor", "parameter_groups"]
+__all__ = ["SCHEDULES", "bf16_pays", "bf16_supported", "compile_loss", "cpp_compiler", "lr_factor",
+           "parameter_groups"]
 
 #: Learning-rate schedules after the warm-up.
 SCHEDULES = ("constant", "cosine", "linear")
@@ -87,6 +91,11 @@ def bf16_pays(device: torch.device | str) -> bool:
     return device.type == "cuda" and bf16_supported(device)
 
 
+def cpp_compiler() -> str | None:
+    """The path of a C++ compiler on PATH (what ``torch.compile`` builds its CPU kernels with), or None."""
+    found = next((c for c in ("g++", "c++", "clang++", "cl") if shutil.which(c)), None)
+    return shutil.which(found) if found else None
+
 
 def compile_loss(model: torch.nn.Module):
     """``torch.compile`` of a Transformer's training loss: ``(ids (B, T), targets (B, T), reduction) -> loss``.
@@ -105,8 +114,6 @@ def compile_loss(model: torch.nn.Module):
     if logits is None or getattr(getattr(model, "config", None), "n_experts", 0):
         raise check_fail("model", "a TransformerLM without experts (compile=True needs its unchecked logits "
                          "path; a mixture of experts keeps a balance loss outside it)", model)
-    import torch.nn.functional as F
-
     def loss(ids: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
         out = logits(ids, None)
         return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), targets.reshape(-1), reduction=reduction)

@@ -26,3 +26,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cpp_compiler():
+    """torch.compile needs a C++ compiler on a CPU: skip without one, but fail under CI, whose ``.ci/run``
+    installs g++."""
+    import os
+
+    from llmcourse.optim import cpp_compiler
+
+    found = cpp_compiler()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("no C++ compiler: torch.compile cannot be tested (.ci/run installs g++)")
+        pytest.skip("no C++ compiler for torch.compile")
+    return found

@@ -140,16 +140,10 @@ def test_bad_examples_are_refused_with_the_example_named():
         Trainer(tiny(), ok, ok, config(carry_state=True), show_progress=False)
 
 
+@pytest.mark.usefixtures("cpp_compiler")
 def test_compiled_training_on_examples_takes_the_same_steps():
     """compile=True on masked examples: the summed loss of each micro-batch over the batch's target count,
     as uncompiled, whatever the padded length of a batch (each new length is compiled once more)."""
-    import os
-    import shutil
-
-    if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-        if os.environ.get("CI"):
-            pytest.fail("no C++ compiler: torch.compile cannot be tested (.ci/run installs g++)")
-        pytest.skip("no C++ compiler for torch.compile")
     short, long = reversal_examples(16, 3, (2, 2)), reversal_examples(16, 4, (8, 8))
     data = MaskedExamples([(s_x, s_y) for s_x, s_y in zip(short.inputs, short.targets)]
                           + [(l_x, l_y) for l_x, l_y in zip(long.inputs, long.targets)], pad_id=11)

@@ -171,19 +171,10 @@ def test_train_language_model_is_the_trainer(data):
     assert h1.step_losses == h2.step_losses and torch.equal(weights(a), weights(b))
 
 
-def _has_cpp_compiler() -> bool:
-    import shutil
-
-    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
-
-
+@pytest.mark.usefixtures("cpp_compiler")
 def test_compiled_training_takes_the_same_steps(data, tmp_path):
     """compile=True: the same losses as eager up to rounding, compiled for real, bit-reproducible, and
     resumable compiled (exactly) or not (up to rounding)."""
-    if not _has_cpp_compiler():
-        if os.environ.get("CI"):
-            pytest.fail("no C++ compiler: torch.compile cannot be tested (.ci/run installs g++)")
-        pytest.skip("no C++ compiler for torch.compile")
     vocab, train, val = data
     cfg = dict(steps=8, batch_size=8, seq_len=32, lr=1e-2, eval_every=8)
     eager = Trainer(tiny_transformer(vocab.size), train, val, TrainConfig(**cfg), show_progress=False).fit()
