@@ -287,6 +287,13 @@ class MultiHeadAttention(nn.Module):
         if self.keep_weights:
             y, self.weights = scaled_dot_product_attention(q, k, v, mask)
             self.weights = self.weights.detach()
+        elif q.device.type == "cpu" and (q.dtype == torch.bfloat16 or torch.is_autocast_enabled("cpu")):
+            # bf16 on a CPU (autocast): attention in float32. PyTorch's CPU flash-attention backward is
+            # about 9x slower in bf16 than in float32 at the course's sizes (benchmarks/pretraining.py
+            # --profile), and float32 keeps the softmax exact; the products around it stay in bf16.
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
+                                                   dropout_p=self.dropout if self.training else 0.0).to(q.dtype)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                dropout_p=self.dropout if self.training else 0.0)

@@ -90,6 +90,32 @@ def test_multi_head_attention_recorded_weights_path_equals_fused_path():
     assert mha.weights.shape == (2, 4, 7, 7)
 
 
+@pytest.mark.parametrize("rope", [False, True], ids=["gpt", "rotary"])
+def test_attention_under_cpu_bf16_autocast_runs_in_float32(rope):
+    """Under bf16 autocast on a CPU the products stay bf16 but attention itself runs in float32 (the CPU
+    flash kernel's bf16 backward is several times slower, and float32 keeps the softmax exact)."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(64, 4)
+    x = torch.randn(2, 16, 64, requires_grad=True)
+    cos_sin = rope_cache(16, 16) if rope else None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = mha(x, causal_mask(16), rope=cos_sin)
+        q = mha.q(x).view(2, 16, 4, 16).transpose(1, 2)
+        k, v = mha.kv(x).view(2, 16, 2, 4, 16).permute(2, 0, 3, 1, 4)
+        if rope:
+            q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
+        with torch.autocast("cpu", enabled=False):
+            att32 = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=causal_mask(16))
+        att16 = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(16))  # autocast's own choice
+        want = mha.proj(att32.to(q.dtype).transpose(1, 2).reshape(2, 16, 64))
+        bf16_way = mha.proj(att16.transpose(1, 2).reshape(2, 16, 64))
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, want)
+    assert not torch.equal(y, bf16_way)  # the test can tell the two apart
+    y.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 def test_multi_head_attention_rejects_indivisible_width():
     with pytest.raises(ValueError, match="n_embd"):
         MultiHeadAttention(30, 4)
