@@ -16,6 +16,9 @@ Written for this benchmark (not nanoGPT's code), it copies the choices of nanoGP
   pass, as nanoGPT prefetches), the loss through ``F.cross_entropy`` on the flattened logits, backward,
   ``clip_grad_norm_(1.0)``, ``optimizer.step()``, ``zero_grad(set_to_none=True)``, and ``loss.item()``
   every step (``--log_interval=1``); the learning rate set every step from warm-up and cosine decay.
+
+``ReferenceTrainer(bf16=True)`` runs the forward pass under bf16 autocast, as nanoGPT does on a GPU with
+bf16 (on a CPU it runs in float32): not nanoGPT's CPU run, a yardstick for what bf16 alone does.
 """
 
 from __future__ import annotations
@@ -99,11 +102,13 @@ class GPT(nn.Module):
 
 
 class ReferenceTrainer:
-    """nanoGPT's training loop, one step at a time (so a benchmark can interleave it with another)."""
+    """nanoGPT's training loop, one step at a time (so a benchmark can interleave it with another);
+    ``bf16``: the forward pass under bf16 autocast."""
 
     def __init__(self, model: GPT, data: torch.Tensor, *, batch_size: int = 12, block_size: int = 64,
-                 lr: float = 1e-3, min_lr: float = 1e-4, warmup: int = 100, decay_iters: int = 2000, seed: int = 0):
-        self.model, self.data = model, data
+                 lr: float = 1e-3, min_lr: float = 1e-4, warmup: int = 100, decay_iters: int = 2000, seed: int = 0,
+                 bf16: bool = False):
+        self.model, self.data, self.bf16 = model, data, bf16
         self.batch_size, self.block_size = batch_size, block_size
         self.lr, self.min_lr, self.warmup, self.decay_iters = lr, min_lr, warmup, decay_iters
         decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -134,7 +139,8 @@ class ReferenceTrainer:
             group["lr"] = lr
         x, y = self.batch
         self.model.train()
-        _, loss = self.model(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):  # what nanoGPT does on a GPU
+            _, loss = self.model(x, y)
         self.batch = self._get_batch()  # nanoGPT draws the next batch while the forward pass is done
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)

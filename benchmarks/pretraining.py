@@ -11,8 +11,8 @@
    ``--block`` steps of each in turn, after a warm-up), so a slow spell of the machine touches all; the
    script prints each one's median milliseconds per step with its range, its speed against the
    reference with the range of the per-round ratios, and its model FLOPs utilisation
-   (:func:`llmcourse.scaling.flops_per_token`) against the float32 matrix-multiply peak measured in the
-   same run (:func:`llmcourse.scaling.measure_matmul_flops`).
+   (:func:`llmcourse.scaling.flops_per_token`) against the matrix-multiply peak measured in the same run
+   (:func:`llmcourse.scaling.measure_matmul_flops`; float32's, and bf16's for the bf16 loops).
 2. ``--profile``: where a course step's time goes, by kind of operation, from ``torch.profiler``.
 3. ``--candidates``: each candidate speed-up against the Trainer as it is, interleaved, on nanoGPT's
    configuration and on notebook 05's LLaMA-style recipe: AdamW's per-tensor loop instead of its fused
@@ -145,7 +145,8 @@ def report(times: dict[str, list[float]], tokens: int, flops_per_step: float | N
               + f"{statistics.median(base) / med:>7.2f}x  {ratios[0]:.2f}-{ratios[-1]:.2f}", flush=True)
 
 
-def side_by_side(vocab_size, train_ids, valid_ids, peak, *, rounds: int, block: int, warmup: int = 10) -> None:
+def side_by_side(vocab_size, train_ids, valid_ids, peak, bf16_peak, *, rounds: int, block: int,
+                 warmup: int = 10) -> None:
     """Interleaved rounds of the reference, the course Trainer, and the course Trainer compiled: ms per step."""
     torch.manual_seed(0)
     reference = ReferenceTrainer(GPT(vocab_size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long))
@@ -154,6 +155,9 @@ def side_by_side(vocab_size, train_ids, valid_ids, peak, *, rounds: int, block: 
     loops = {"reference (nanoGPT-shaped, plain PyTorch)": reference.train_step, "course Trainer": course.train_step}
     variants = {}
     if bf16_supported("cpu"):
+        torch.manual_seed(0)
+        loops["reference with bf16 autocast (nanoGPT's GPU setting)"] = ReferenceTrainer(
+            GPT(vocab_size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long), bf16=True).train_step
         variants["course Trainer, precision='bfloat16'"] = {"precision": "bfloat16"}
     if cpp_compiler():
         variants["course Trainer, compile=True"] = {"compile": True}
@@ -168,8 +172,7 @@ def side_by_side(vocab_size, train_ids, valid_ids, peak, *, rounds: int, block: 
             print(f"({name}: first step {time.perf_counter() - t0:.1f} s, compiling included)")
         loops[name] = trainer.train_step
     times = interleave(loops, rounds=rounds, block=block, warmup=warmup)
-    bf16_peak = measure_matmul_flops(1024, repeats=10, dtype=torch.bfloat16) if bf16_supported("cpu") else peak
-    peaks = {name: bf16_peak if "bfloat16" in name else peak for name in loops}
+    peaks = {name: bf16_peak if "bf16" in name or "bfloat16" in name else peak for name in loops}
     report(times, 12 * 64, model_flops(course.model, 64) * 12 * 64, peaks, width=56)
     if bf16_supported("cpu"):
         print(f"(MFU of the bf16 loops is against the bf16 matmul peak measured now, {bf16_peak / 1e9:.0f} GFLOP/s; "
@@ -333,10 +336,12 @@ def main() -> int:
     vocab = CharTokenizer.from_text(train_text, unk_token="<unk>")
     train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
     peak = measure_matmul_flops(1024, repeats=10)
+    bf16_peak = measure_matmul_flops(1024, repeats=10, dtype=torch.bfloat16) if bf16_supported("cpu") else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}; "
-          f"measured float32 matmul peak {peak / 1e9:.1f} GFLOP/s; bf16 on this CPU: {bf16_supported('cpu')}")
+          f"measured float32 matmul peak {peak / 1e9:.1f} GFLOP/s; bf16 on this CPU: {bf16_supported('cpu')}"
+          + (f", bf16 matmul peak {bf16_peak / 1e9:.1f} GFLOP/s" if bf16_peak else ""))
     rounds, block = (3, 5) if args.quick else (args.rounds, args.block)
-    side_by_side(vocab.size, train_ids, valid_ids, peak, rounds=rounds, block=block)
+    side_by_side(vocab.size, train_ids, valid_ids, peak, bf16_peak, rounds=rounds, block=block)
     if args.profile:
         profile_course_step(vocab.size, train_ids, valid_ids)
     if args.candidates:
@@ -358,7 +363,7 @@ def main() -> int:
         compiled = bool(cpp_compiler())
         bf16_config = dataclasses.replace(nanogpt_config(steps, "bfloat16"), compile=compiled)
         _, bf16_val, _ = run(f"nanoGPT CPU config, bf16{', compiled' if compiled else ''}", nanogpt_model(vocab.size),
-                             bf16_config, train_ids, valid_ids, peak)
+                             bf16_config, train_ids, valid_ids, bf16_peak)
         bf16_off = abs(bf16_val - nano_val)
         print(f"bf16 against float32, same steps and data: validation losses {bf16_off:.4f} nats apart "
               f"({'within' if bf16_off <= BF16_TOLERANCE else 'NOT within'} the stated {BF16_TOLERANCE} nats)")
