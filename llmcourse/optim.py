@@ -86,7 +86,7 @@ def bf16_pays(device: torch.device | str) -> bool:
     course wants a notebook's numbers to be the same on every laptop; whether it is faster depends on the
     CPU and the model. Measured (``benchmarks/pretraining.py``): on an Intel Xeon with AMX tiles, once
     attention stays in float32, bf16 autocast steps are 1.2x as fast as float32's on nanoGPT's
-    configuration and 1.06x on notebook 05's recipe; compiled, bf16 is 1.5x compiled float32 on the one
+    configuration and 1.06x on notebook 05's recipe; compiled, bf16 is 1.4-1.5x compiled float32 on the one
     and 1.27x on the other. Before that fix bf16 was 10% slower than float32 on an AMD EPYC with
     AVX512-BF16 and 15-18% slower on the Xeon. A run that wants bf16 on a CPU asks for
     ``precision="bfloat16"``.

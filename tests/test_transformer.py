@@ -83,10 +83,11 @@ def test_gelu_tanh_is_one_function_eager_and_compiled(monkeypatch):
     assert torch.equal(gelu_tanh(x), ref)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # the branch the compiler traces
     other = gelu_tanh(x)
-    # measured 9.5e-7; a wrong constant (sqrt(2/pi) for sqrt(8/pi), 0.0447 for 0.044715) is off by 1e-3 or more
+    # Measured 4.8e-7 apart (values) and 2.1e-6 (gradients). A wrong constant is off by far more:
+    # sqrt(2/pi) for sqrt(8/pi) by 0.23, a cubic coefficient of 0.0447 for 0.044715 by 8.9e-6.
     torch.testing.assert_close(other, ref, rtol=0, atol=4e-6)
     (g_other,), (g_ref,) = torch.autograd.grad(other.sum(), x), torch.autograd.grad(ref.sum(), x)
-    torch.testing.assert_close(g_other, g_ref, rtol=0, atol=4e-6)
+    torch.testing.assert_close(g_other, g_ref, rtol=0, atol=1e-5)
 
 
 @pytest.mark.usefixtures("cpp_compiler")
