@@ -20,7 +20,8 @@
    products computed in bf16 (matmul precision "medium"), ``torch.compile``, and compiling with bf16.
 4. ``--ceiling``: a course step's matrix products (the shapes a profiled step ran), its attention and
    its optimiser step, each timed alone with hot caches: how fast a float32 step could be if everything
-   else were free, against the 1.5x target; and two small candidates timed the same way (``is_causal``
+   else were free, against the 1.5x target, and the same products in bf16; and two small candidates
+   timed the same way (``is_causal``
    instead of a mask tensor; one fused query/key/value product instead of two).
 5. Without ``--side-by-side-only``: the same configuration trained again with bf16 autocast (compiled
    where a compiler is present) where the CPU has bf16 instructions, and its validation loss against
@@ -230,7 +231,8 @@ def candidates(vocab_size, train_ids, valid_ids, *, rounds: int, block: int) -> 
 
 def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
     """The ceiling: a course step's matrix products alone, each shape timed in isolation (hot caches, no
-    other work), plus its attention and optimiser kernels alone; against the 1.5x target."""
+    other work), plus its attention and optimiser kernels alone; against the 1.5x target. The same
+    products in bf16 too, where the CPU has it."""
     import statistics
 
     from torch.profiler import ProfilerActivity, profile
@@ -242,7 +244,7 @@ def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
         course.train_step()
     def timed(f):  # seconds per call: the median of 5 blocks of 10 calls, after 5 calls
         return statistics.median(interleave({"f": f}, rounds=5, block=10, warmup=5)["f"])
-    mm_s, flops, attention_s = 0.0, 0.0, 0.0
+    mm_s, bf16_mm_s, flops, attention_s = 0.0, 0.0, 0.0, 0.0
     for e in prof.key_averages(group_by_input_shape=True):
         shapes = e.input_shapes
         if e.key == "aten::mm":
@@ -253,6 +255,9 @@ def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
             continue
         a, b = torch.randn(m, k) * 0.1, torch.randn(k, n) * 0.1
         mm_s += e.count * timed(lambda: a @ b)
+        if bf16_supported("cpu"):
+            a16, b16 = a.bfloat16(), b.bfloat16()
+            bf16_mm_s += e.count * timed(lambda: a16 @ b16)
         flops += e.count * 2 * m * k * n
     heads, hd = 4, 32
     q, k, v = (torch.randn(12, heads, 64, hd, requires_grad=True) for _ in range(3))
@@ -272,13 +277,17 @@ def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
     optimiser_s = timed(course.optimizer.step)
     floor = mm_s + attention_s + optimiser_s
     target = reference_ms / 1e3 / 1.5
-    print("\nthe ceiling (a course step's kernels timed alone, hot caches, nothing else):")
+    print("\nthe float32 ceiling (a course step's kernels timed alone, hot caches, nothing else):")
     print(f"  matrix products: {flops / 1e9:.2f} GFLOP per step in {mm_s * 1e3:.2f} ms "
           f"({flops / mm_s / 1e9:.0f} GFLOP/s)")
     print(f"  + attention (4 layers, forward and backward): {attention_s * 1e3:.2f} ms")
     print(f"  + fused AdamW step: {optimiser_s * 1e3:.2f} ms")
     print(f"  = {floor * 1e3:.2f} ms per step with every other operation free: at most "
           f"{reference_ms / 1e3 / floor:.2f}x the reference's {reference_ms:.2f} ms; 1.5x needs {target * 1e3:.2f} ms")
+    if bf16_mm_s:
+        print(f"  the same products in bf16 take {bf16_mm_s * 1e3:.2f} ms ({flops / bf16_mm_s / 1e9:.0f} GFLOP/s): "
+              f"with them, every other operation free, a step could take "
+              f"{(bf16_mm_s + attention_s + optimiser_s) * 1e3:.2f} ms (bf16 is what gets past the float32 ceiling)")
     print("two smaller candidates, timed alone in the same way (4 layers, forward and backward):")
     print(f"  attention with the causal mask as a tensor (the course's default path) {masked_s * 1e3:.2f} ms, "
           f"with is_causal=True {attention_s * 1e3:.2f} ms")
