@@ -21,8 +21,8 @@
 4. ``--ceiling``: a course step's matrix products (the shapes a profiled step ran), its attention and
    its optimiser step, each timed alone with hot caches: how fast a float32 step could be if everything
    else were free, against the 1.5x target, and the same products in bf16; and two small candidates
-   timed the same way (``is_causal``
-   instead of a mask tensor; one fused query/key/value product instead of two).
+   timed the same way (``is_causal`` instead of a mask tensor; one fused query/key/value product
+   instead of two).
 5. Without ``--side-by-side-only``: the same configuration trained again with bf16 autocast (compiled
    where a compiler is present) where the CPU has bf16 instructions, and its validation loss against
    float32's (bf16 is not exact; the stated tolerance is ``BF16_TOLERANCE``); the course's pretraining
