@@ -34,7 +34,7 @@ The corpus is the course's Shakespeare (the complete plays, 4.3M training charac
 nanoGPT's tinyshakespeare (1.0M characters, 65 symbols), so validation losses compare between the two
 runs here, not with nanoGPT's 1.88.
 
-    python benchmarks/pretraining.py --side-by-side-only --candidates --ceiling   # about 2 minutes
+    python benchmarks/pretraining.py --side-by-side-only --candidates --ceiling   # about 3 minutes
     python benchmarks/pretraining.py            # the side-by-side and the full runs, about 5 minutes
     python benchmarks/pretraining.py --quick    # 300 steps each, a smoke test
 """
