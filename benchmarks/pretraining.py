@@ -13,7 +13,10 @@
    reference with the range of the per-round ratios, and its model FLOPs utilisation
    (:func:`llmcourse.scaling.flops_per_token`) against the matrix-multiply peak measured in the same run
    (:func:`llmcourse.scaling.measure_matmul_flops`; float32's, and bf16's for the bf16 loops).
-2. ``--profile``: where a course step's time goes, by kind of operation, from ``torch.profiler``.
+2. ``--profile``: where a course step's time goes, by kind of operation, from ``torch.profiler``, for
+   the Trainer as it is, compiled, and compiled in bf16 (the compiled kernels by name); and what the
+   matrix products, attention and the optimiser alone take inside each step, against 1.5x the
+   reference.
 3. ``--candidates``: each candidate speed-up against the Trainer as it is, interleaved, on nanoGPT's
    configuration and on notebook 05's LLaMA-style recipe: AdamW's per-tensor loop instead of its fused
    kernel, two micro-batches instead of one, one thread instead of two, bf16 autocast, float32 matrix
@@ -44,9 +47,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -131,8 +136,6 @@ def report(times: dict[str, list[float]], tokens: int, flops_per_step: float | N
            peak: float | dict[str, float] = 1.0, width: int = 52) -> None:
     """Median ms/step of each loop with its range, and each one's speed against the first, with the
     spread of the per-round ratios; MFU against ``peak`` (or ``peak[name]``, each loop its own)."""
-    import statistics
-
     names = list(times)
     base = times[names[0]]
     print(f"{'loop':<{width}}{'ms/step median':>15}{'min-max':>16}{'tokens/s':>10}"
@@ -147,8 +150,9 @@ def report(times: dict[str, list[float]], tokens: int, flops_per_step: float | N
 
 
 def side_by_side(vocab_size, train_ids, valid_ids, peak, bf16_peak, *, rounds: int, block: int,
-                 warmup: int = 10) -> None:
-    """Interleaved rounds of the reference, the course Trainer, and the course Trainer compiled: ms per step."""
+                 warmup: int = 10) -> float:
+    """Interleaved rounds of the reference and the course Trainer's variants: ms per step of each; returns
+    the reference's median ms per step."""
     torch.manual_seed(0)
     reference = ReferenceTrainer(GPT(vocab_size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long))
     steps = warmup + rounds * block + 1
@@ -182,6 +186,7 @@ def side_by_side(vocab_size, train_ids, valid_ids, peak, bf16_peak, *, rounds: i
           f"{rounds} interleaved rounds of {block} steps. The reference runs in float32, as nanoGPT does on a "
           f"CPU; bf16 is not exact: the full run below trains both precisions and compares their validation "
           f"losses.", flush=True)
+    return statistics.median(times["reference (nanoGPT-shaped, plain PyTorch)"]) * 1e3
 
 
 def candidates(vocab_size, train_ids, valid_ids, *, rounds: int, block: int) -> None:
@@ -233,8 +238,6 @@ def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
     """The ceiling: a course step's matrix products alone, each shape timed in isolation (hot caches, no
     other work), plus its attention and optimiser kernels alone; against the 1.5x target. The same
     products in bf16 too, where the CPU has it."""
-    import statistics
-
     from torch.profiler import ProfilerActivity, profile
 
     course = Trainer(nanogpt_model(vocab_size), train_ids, valid_ids, nanogpt_config(100), show_progress=False)
@@ -295,34 +298,71 @@ def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:
           f"from one fused product (nanoGPT's c_attn) {fused_s * 1e3:.2f} ms")
 
 
-def profile_course_step(vocab_size, train_ids, valid_ids, steps: int = 20) -> None:
-    """Where a course step's time goes: self CPU time of each profiled op, grouped by kind."""
+#: Self time of the profiled ops, by kind: the compiled graphs' own kernels and wrappers first (their
+#: names hold hashes), then ATen ops by name.
+_WRAPPERS = ("compiledfxgraph", "compiledfunction", "torch-compiled region", "torchdynamo cache lookup")
+_OP_KINDS = {"matmul": lambda op: op in {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear"},
+             "loss": lambda op: "cross_entropy" in op or "nll_loss" in op or "log_softmax" in op,
+             "attention": lambda op: any(k in op for k in ("scaled_dot_product", "flash_attention", "softmax")),
+             "normalisation": lambda op: "layer_norm" in op or "rms_norm" in op,
+             "optimiser and clipping": lambda op: any(k in op for k in ("_foreach", "adam", "clip_grad", "vector_norm"))}
+
+
+def _kind(name: str) -> str:
+    name = name.lower()
+    if name.startswith("graph_") and "cpp_fused" in name:
+        return "fused kernels (compiled)"
+    if any(w in name for w in _WRAPPERS):
+        return "compiled graphs' Python wrappers"
+    if name.startswith("optimizer."):
+        return "optimiser and clipping"
+    op = name.removeprefix("aten::")
+    return next((k for k, test in _OP_KINDS.items() if test(op)), "element-wise and other ops")
+
+
+def profile_course_step(vocab_size, train_ids, valid_ids, reference_ms: float, steps: int = 20) -> None:
+    """Where a course step's time goes (self CPU time of each profiled op, by kind), for the Trainer as
+    it is, compiled, and compiled in bf16; and what the matrix products, attention and the optimiser
+    alone take *inside* the step, against 1.5x the reference's ``reference_ms``."""
+    import torch._inductor.config as inductor_config
     from torch.profiler import ProfilerActivity, profile
 
-    course = Trainer(nanogpt_model(vocab_size), train_ids, valid_ids, nanogpt_config(steps + 10), show_progress=False)
-    for _ in range(10):
-        course.train_step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            course.train_step()
-        wall = time.perf_counter() - t0
-    kinds = {"matmul": ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm"),
-             "attention": ("scaled_dot_product", "_flash_attention", "_efficient_attention", "softmax"),
-             "normalisation": ("layer_norm", "rms_norm", "native_layer_norm"),
-             "optimiser": ("_foreach", "adamw", "_fused_adam", "clip_grad"),
-             "loss": ("cross_entropy", "nll_loss", "log_softmax")}
-    totals = {k: 0.0 for k in [*kinds, "element-wise and other ops"]}
-    for event in prof.key_averages():
-        name = event.key.lower()
-        kind = next((k for k, keys in kinds.items() if any(key in name for key in keys)), "element-wise and other ops")
-        totals[kind] += event.self_cpu_time_total / 1e6
-    ops = sum(totals.values())
-    print(f"\nwhere a course step goes ({steps} steps profiled, {wall / steps * 1e3:.1f} ms each with the profiler on):")
-    for kind, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
-        print(f"  {kind:<28}{seconds / steps * 1e3:>8.2f} ms  {seconds / wall:>6.1%}")
-    print(f"  {'Python, dispatch, profiler':<28}{(wall - ops) / steps * 1e3:>8.2f} ms  {(wall - ops) / wall:>6.1%} "
-          "(wall time not inside any op)")
+    variants = {"course Trainer": {}}
+    if cpp_compiler():
+        variants["course Trainer, compile=True"] = {"compile": True}
+        if bf16_supported("cpu"):
+            variants["course Trainer, compile=True, precision='bfloat16'"] = {"compile": True, "precision": "bfloat16"}
+    for title, changes in variants.items():
+        old = inductor_config.cpp.enable_kernel_profile, inductor_config.force_disable_caches
+        # the compiled kernels by name in the profile: generated afresh (a cached graph has no such names)
+        inductor_config.cpp.enable_kernel_profile, inductor_config.force_disable_caches = True, True
+        torch._dynamo.reset()  # forget the graphs compiled above, which the new Trainer would reuse
+        warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")  # as asked, caches off
+        try:
+            course = Trainer(nanogpt_model(vocab_size), train_ids, valid_ids,
+                             dataclasses.replace(nanogpt_config(2 * steps + 10), **changes), show_progress=False)
+            unprofiled = statistics.median(interleave({"step": course.train_step}, rounds=5, block=steps // 5)["step"])
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    course.train_step()
+                wall = time.perf_counter() - t0
+        finally:
+            inductor_config.cpp.enable_kernel_profile, inductor_config.force_disable_caches = old
+        totals: dict[str, float] = {}
+        for event in prof.key_averages():
+            kind = _kind(event.key)
+            totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total / 1e6
+        ops = sum(totals.values())
+        print(f"\nwhere a step goes, {title} ({steps} steps profiled, {wall / steps * 1e3:.1f} ms each with the "
+              f"profiler on, {unprofiled * 1e3:.1f} ms without):")
+        for kind, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+            print(f"  {kind:<34}{seconds / steps * 1e3:>8.2f} ms  {seconds / wall:>6.1%}")
+        print(f"  {'Python, dispatch, profiler':<34}{(wall - ops) / steps * 1e3:>8.2f} ms  {(wall - ops) / wall:>6.1%} "
+              "(wall time not inside any op)")
+        floor = sum(totals.get(k, 0.0) for k in ("matmul", "attention", "optimiser and clipping")) / steps
+        print(f"  matrix products, attention and the optimiser alone, inside the step: {floor * 1e3:.2f} ms; "
+              f"1.5x the reference ({reference_ms:.2f} ms, measured above) needs {reference_ms / 1.5:.2f} ms")
 
 
 def main() -> int:
@@ -350,9 +390,9 @@ def main() -> int:
           f"measured float32 matmul peak {peak / 1e9:.1f} GFLOP/s; bf16 on this CPU: {bf16_supported('cpu')}"
           + (f", bf16 matmul peak {bf16_peak / 1e9:.1f} GFLOP/s" if bf16_peak else ""))
     rounds, block = (3, 5) if args.quick else (args.rounds, args.block)
-    side_by_side(vocab.size, train_ids, valid_ids, peak, bf16_peak, rounds=rounds, block=block)
+    reference_ms = side_by_side(vocab.size, train_ids, valid_ids, peak, bf16_peak, rounds=rounds, block=block)
     if args.profile:
-        profile_course_step(vocab.size, train_ids, valid_ids)
+        profile_course_step(vocab.size, train_ids, valid_ids, reference_ms)
     if args.candidates:
         candidates(vocab.size, train_ids, valid_ids, rounds=max(3, rounds // 2), block=block // 2)
     if args.ceiling:
