@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import statistics
 import subprocess
@@ -57,6 +58,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from llmcourse import training
 from llmcourse.datasets import load_shakespeare
 from llmcourse.optim import cpp_compiler
 from llmcourse.rnn import evaluate
@@ -228,10 +230,23 @@ def candidates(vocab_size, train_ids, valid_ids, *, rounds: int, block: int) -> 
                 step()
                 print(f"  ({name}: first step {time.perf_counter() - t0:.1f} s, compiling included)")
                 cands[name] = step
+            # the compiled graph's kernels called from generated Python instead of C++ (compile_loss's default)
+            with_python = {"compile": True, "precision": "bfloat16"} if bf16_supported("cpu") else {"compile": True}
+            saved = training.compile_loss
+            training.compile_loss = functools.partial(saved, cpp_wrapper=False)
+            try:
+                step = trainer(**with_python)
+                step()  # compiles here, with the Python wrapper
+            finally:
+                training.compile_loss = saved
+            wrappers = {f"  {list(compiled)[-1]} (C++ wrapper, as it is)": cands[list(compiled)[-1]],
+                        "  the same with the Python wrapper instead": step}
         tokens = config.batch_size * config.seq_len
         for name, step in cands.items():
             times = interleave({"  course Trainer as it is": base, f"  {name}": step}, rounds=rounds, block=block)
             report(times, tokens, width=58)
+        if cpp_compiler():
+            report(interleave(wrappers, rounds=rounds, block=block), tokens, width=58)
 
 
 def matmul_floor(vocab_size, train_ids, valid_ids, reference_ms: float) -> None:

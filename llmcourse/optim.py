@@ -101,7 +101,7 @@ def cpp_compiler() -> str | None:
     return shutil.which(found) if found else None
 
 
-def compile_loss(model: torch.nn.Module):
+def compile_loss(model: torch.nn.Module, *, cpp_wrapper: bool = True):
     """``torch.compile`` of a Transformer's training loss: ``(ids (B, T), targets (B, T), reduction) -> loss``.
 
     The cross-entropy of the model's causal logits against ``targets`` (-100 = ignored), ``reduction``
@@ -113,6 +113,10 @@ def compile_loss(model: torch.nn.Module):
     (``_logits``). Compiling happens at the first call (tens of seconds on a CPU the first time, a few
     seconds from the compiler's cache after that): the caller must be ready for it to fail there -- no
     C++ compiler, an unsupported platform -- and fall back to the model itself.
+
+    ``cpp_wrapper``: the compiled graph calls its kernels and matrix products from generated C++ rather
+    than generated Python, which saves a few percent of a small model's step (``benchmarks/pretraining.py
+    --candidates`` measures it against the Python wrapper).
     """
     logits = getattr(model, "_logits", None)
     if logits is None or getattr(getattr(model, "config", None), "n_experts", 0):
@@ -122,4 +126,4 @@ def compile_loss(model: torch.nn.Module):
         out = logits(ids, None)
         return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), targets.reshape(-1), reduction=reduction)
 
-    return torch.compile(loss)
+    return torch.compile(loss, options={"cpp_wrapper": bool(cpp_wrapper)})
