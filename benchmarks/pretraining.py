@@ -83,6 +83,11 @@ def nanogpt_model(vocab_size: int) -> TransformerLM:
                                                dropout=0.0))
 
 
+def nanogpt_reference(vocab_size: int, train_ids, bf16: bool = False) -> ReferenceTrainer:
+    torch.manual_seed(0)
+    return ReferenceTrainer(GPT(vocab_size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long), bf16=bf16)
+
+
 def nanogpt_config(steps: int, precision: str = "float32") -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=12, seq_len=64, lr=1e-3, warmup=100 / 2000, min_lr_ratio=0.1,
                        betas=(0.9, 0.99), weight_decay=0.1, clip=1.0, eval_every=250, precision=precision)
@@ -134,6 +139,14 @@ def interleave(loops: dict, *, rounds: int, block: int, warmup: int = 10) -> dic
     return times
 
 
+def first_step(label: str, step):
+    """Run a compiled loop's first step (where compiling happens), say how long it took, return ``step``."""
+    t0 = time.perf_counter()
+    step()
+    print(f"({label}: first step {time.perf_counter() - t0:.1f} s, compiling included)")
+    return step
+
+
 def report(times: dict[str, list[float]], tokens: int, flops_per_step: float | None = None,
            peak: float | dict[str, float] = 1.0, width: int = 52) -> None:
     """Median ms/step of each loop with its range, and each one's speed against the first, with the
@@ -155,16 +168,14 @@ def side_by_side(vocab_size, train_ids, valid_ids, peak, bf16_peak, *, rounds: i
                  warmup: int = 10) -> float:
     """Interleaved rounds of the reference and the course Trainer's variants: ms per step of each; returns
     the reference's median ms per step."""
-    torch.manual_seed(0)
-    reference = ReferenceTrainer(GPT(vocab_size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long))
+    reference = nanogpt_reference(vocab_size, train_ids)
     steps = warmup + rounds * block + 1
     course = Trainer(nanogpt_model(vocab_size), train_ids, valid_ids, nanogpt_config(steps), show_progress=False)
     loops = {"reference (nanoGPT-shaped, plain PyTorch)": reference.train_step, "course Trainer": course.train_step}
     variants = {}
     if bf16_supported("cpu"):
-        torch.manual_seed(0)
-        loops["reference with bf16 autocast (nanoGPT's GPU setting)"] = ReferenceTrainer(
-            GPT(vocab_size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long), bf16=True).train_step
+        loops["reference with bf16 autocast (nanoGPT's GPU setting)"] = nanogpt_reference(vocab_size, train_ids,
+                                                                                          bf16=True).train_step
         variants["course Trainer, precision='bfloat16'"] = {"precision": "bfloat16"}
     if cpp_compiler():
         variants["course Trainer, compile=True"] = {"compile": True}
@@ -173,11 +184,7 @@ def side_by_side(vocab_size, train_ids, valid_ids, peak, bf16_peak, *, rounds: i
     for name, changes in variants.items():
         trainer = Trainer(nanogpt_model(vocab_size), train_ids, valid_ids,
                           dataclasses.replace(nanogpt_config(steps), **changes), show_progress=False)
-        if trainer.config.compile:
-            t0 = time.perf_counter()
-            trainer.train_step()
-            print(f"({name}: first step {time.perf_counter() - t0:.1f} s, compiling included)")
-        loops[name] = trainer.train_step
+        loops[name] = first_step(name, trainer.train_step) if trainer.config.compile else trainer.train_step
     times = interleave(loops, rounds=rounds, block=block, warmup=warmup)
     peaks = {name: bf16_peak if "bf16" in name or "bfloat16" in name else peak for name in loops}
     report(times, 12 * 64, model_flops(course.model, 64) * 12 * 64, peaks, width=56)
@@ -225,22 +232,18 @@ def candidates(vocab_size, train_ids, valid_ids, *, rounds: int, block: int) -> 
             if bf16_supported("cpu"):
                 compiled["torch.compile and bf16 autocast"] = {"compile": True, "precision": "bfloat16"}
             for name, changes in compiled.items():
-                step = trainer(**changes)
-                t0 = time.perf_counter()
-                step()
-                print(f"  ({name}: first step {time.perf_counter() - t0:.1f} s, compiling included)")
-                cands[name] = step
-            # the compiled graph's kernels called from generated Python instead of C++ (compile_loss's default)
-            with_python = {"compile": True, "precision": "bfloat16"} if bf16_supported("cpu") else {"compile": True}
+                cands[name] = first_step(name, trainer(**changes))
+            # the last of them with the compiled graph's kernels called from generated Python instead of C++
+            # (compile_loss's default); Trainer binds compile_loss when it is built and compiles at step one
+            last = list(compiled)[-1]
             saved = training.compile_loss
             training.compile_loss = functools.partial(saved, cpp_wrapper=False)
             try:
-                step = trainer(**with_python)
-                step()  # compiles here, with the Python wrapper
+                python_wrapper = first_step(f"{last}, Python wrapper", trainer(**compiled[last]))
             finally:
                 training.compile_loss = saved
-            wrappers = {f"  {list(compiled)[-1]} (C++ wrapper, as it is)": cands[list(compiled)[-1]],
-                        "  the same with the Python wrapper instead": step}
+            wrappers = {f"  {last} (C++ wrapper, as it is)": cands[last],
+                        "  the same with the Python wrapper instead": python_wrapper}
         tokens = config.batch_size * config.seq_len
         for name, step in cands.items():
             times = interleave({"  course Trainer as it is": base, f"  {name}": step}, rounds=rounds, block=block)
@@ -411,10 +414,7 @@ def main() -> int:
     if args.candidates:
         candidates(vocab.size, train_ids, valid_ids, rounds=max(3, rounds // 2), block=block // 2)
     if args.ceiling:
-        torch.manual_seed(0)
-        ref = ReferenceTrainer(GPT(vocab.size, 64, 4, 4, 128), torch.as_tensor(train_ids, dtype=torch.long))
-        reference_ms = interleave({"reference": ref.train_step}, rounds=5, block=10)["reference"]
-        matmul_floor(vocab.size, train_ids, valid_ids, sorted(reference_ms)[2] * 1e3)
+        matmul_floor(vocab.size, train_ids, valid_ids, reference_ms)
     if args.side_by_side_only:
         return 0
     print()

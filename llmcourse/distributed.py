@@ -489,11 +489,11 @@ def tensor_parallel_mlp(mlp: torch.nn.Module, x: torch.Tensor, n_devices: int) -
     ``weights_per_device`` (1/n of the MLP's; the last bias is kept whole). The backward pass needs one
     more all-reduce of the same size, for the gradient of ``x``.
     """
-    from llmcourse.transformer import FeedForward, SwiGLU
+    from llmcourse.transformer import FeedForward, SwiGLU, gelu_tanh
 
     if isinstance(mlp, FeedForward):
         pre = column_parallel_linear(x, mlp.fc.weight, mlp.fc.bias, n_devices=n_devices)
-        hidden = [F.gelu(h, approximate="tanh") for h in pre]  # each (..., d_ff / n), no communication
+        hidden = [gelu_tanh(h) for h in pre]  # each (..., d_ff / n), no communication
         last, d_ff = mlp.proj, mlp.fc.out_features
         first = [mlp.fc]
     elif isinstance(mlp, SwiGLU):
